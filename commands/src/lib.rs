@@ -1,1 +1,4 @@
-//! placeholder
+//! Logbook's write side.
+//!
+//! - [`domain`]: the pure account aggregate (`decide` and `apply`), no I/O.
+pub mod domain;

@@ -1,1 +1,30 @@
-//! placeholder
+//! The Logbook event log: what an event is and how it is written, read and verified.
+//!
+//! - [`envelope`]: [`EventEnvelope`] (DESIGN.md §4), [`Actor`], [`EventMeta`] and the
+//!   sealed builder [`EventEnvelope::new_sealed`].
+//! - [`account`]: the account event payloads [`AccountEvent`], their versioned JSON
+//!   `data` and [`ALL_EVENT_TYPES`] (one JSON Schema each in `schemas/events/`).
+//! - [`currency`]: ISO 4217 codes, [`Currency`].
+//! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
+//! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
+//! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
+//!
+//! The crate does no I/O and reads no clock or randomness: callers supply ids and
+//! timestamps, so everything here is deterministic and testable.
+
+pub mod account;
+pub mod codec;
+pub mod currency;
+pub mod envelope;
+pub mod hash;
+pub mod position;
+
+pub use account::{ALL_EVENT_TYPES, AccountEvent};
+pub use codec::{
+    CONTENT_TYPE_JSON, CodecError, HEADER_CONTENT_TYPE, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT, decode, encode, event_headers,
+};
+pub use currency::{Currency, CurrencyError};
+pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
+pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
+pub use position::{Position, PositionError};

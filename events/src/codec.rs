@@ -1,0 +1,117 @@
+//! Wire format of the event log: envelope bytes, decoding errors and Kafka header names.
+//!
+//! A Kafka record on `logbook.events` has the aggregate id as key, the JSON
+//! envelope ([`encode`]) as value, and the headers named by the `HEADER_*`
+//! constants ([`event_headers`] builds them). Headers duplicate envelope fields so
+//! that consumers can route or filter without parsing the value; the envelope stays
+//! the source of truth.
+
+use crate::envelope::EventEnvelope;
+
+/// Header carrying the envelope's `event_type`, e.g. `FundsDeposited`.
+pub const HEADER_EVENT_TYPE: &str = "event_type";
+/// Header carrying the envelope's `schema_version` in decimal, e.g. `1`.
+pub const HEADER_SCHEMA_VERSION: &str = "schema_version";
+/// Header carrying the media type of the record value.
+pub const HEADER_CONTENT_TYPE: &str = "content-type";
+/// Header carrying the W3C trace context of the request that caused the record.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// Media type of an encoded envelope.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+
+/// Why bytes or a payload could not be turned into an envelope or an event.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The bytes are not a well-formed envelope (bad JSON, missing or extra field, wrong type).
+    #[error("malformed event envelope: {0}")]
+    Envelope(#[source] serde_json::Error),
+    /// The envelope belongs to another aggregate type than the one asked for.
+    #[error("expected aggregate type {expected:?}, found {found:?}")]
+    WrongAggregateType {
+        /// The aggregate type the caller can decode.
+        expected: &'static str,
+        /// The aggregate type in the envelope.
+        found: String,
+    },
+    /// No event of this type exists (in this version of the code).
+    #[error("unknown event type {0:?}")]
+    UnknownEventType(String),
+    /// The event type is known but this schema version is not (yet) supported.
+    #[error("unsupported schema version {schema_version} of event type {event_type}")]
+    UnsupportedSchemaVersion {
+        /// The event type, e.g. `FundsDeposited`.
+        event_type: String,
+        /// The schema version found in the envelope.
+        schema_version: u32,
+    },
+    /// The `data` object does not match the schema of its event type and version.
+    #[error("invalid data for {event_type} v{schema_version}: {source}")]
+    InvalidData {
+        /// The event type, e.g. `FundsDeposited`.
+        event_type: &'static str,
+        /// The schema version the data was read as.
+        schema_version: u32,
+        /// What serde found wrong.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Encodes an envelope as the JSON record value (fields in envelope order, no whitespace).
+pub fn encode(envelope: &EventEnvelope) -> Vec<u8> {
+    // Serializing an envelope cannot fail: every field is a string, an integer or a
+    // JSON value with string keys, and no custom serializer reports an error.
+    serde_json::to_vec(envelope).expect("an event envelope always serializes")
+}
+
+/// Decodes a JSON record value into an envelope. Unknown fields are rejected.
+///
+/// This checks the shape only; use [`EventEnvelope::hash_is_valid`] for integrity and
+/// [`EventEnvelope::decode_account`] for the payload.
+pub fn decode(bytes: &[u8]) -> Result<EventEnvelope, CodecError> {
+    serde_json::from_slice(bytes).map_err(CodecError::Envelope)
+}
+
+/// The headers that go with an envelope on Kafka, except `traceparent` (which comes
+/// from the caller's trace context, not from the envelope).
+pub fn event_headers(envelope: &EventEnvelope) -> [(&'static str, String); 3] {
+    [
+        (HEADER_EVENT_TYPE, envelope.event_type.clone()),
+        (HEADER_SCHEMA_VERSION, envelope.schema_version.to_string()),
+        (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.to_owned()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::test_support::sample_envelope;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let envelope = sample_envelope();
+        let bytes = encode(&envelope);
+        let back = decode(&bytes).expect("decodes");
+        assert_eq!(back, envelope);
+        assert_eq!(encode(&back), bytes);
+    }
+
+    #[test]
+    fn rejects_garbage_and_unknown_fields() {
+        assert!(matches!(decode(b"not json"), Err(CodecError::Envelope(_))));
+        assert!(matches!(decode(b"{}"), Err(CodecError::Envelope(_))));
+        let mut value = serde_json::to_value(sample_envelope()).expect("to value");
+        value["surprise"] = serde_json::json!(1);
+        let bytes = serde_json::to_vec(&value).expect("to vec");
+        assert!(matches!(decode(&bytes), Err(CodecError::Envelope(_))));
+    }
+
+    #[test]
+    fn headers_mirror_the_envelope() {
+        let envelope = sample_envelope();
+        let headers = event_headers(&envelope);
+        assert_eq!(headers[0], ("event_type", "FundsDeposited".to_owned()));
+        assert_eq!(headers[1], ("schema_version", "1".to_owned()));
+        assert_eq!(headers[2], ("content-type", "application/json".to_owned()));
+    }
+}

@@ -1,0 +1,163 @@
+//! The typed account events against their JSON `data`: round trips, optional
+//! fields, and rejection of unknown types, versions and malformed payloads.
+
+use logbook_events::{ALL_EVENT_TYPES, AccountEvent, CodecError, Currency};
+use serde_json::json;
+use uuid::Uuid;
+
+/// One event of every type, with and without optional fields.
+fn samples() -> Vec<AccountEvent> {
+    let eur = Currency::parse("EUR").expect("valid");
+    let id = Uuid::from_u128;
+    vec![
+        AccountEvent::AccountOpened {
+            owner_id: "o-1".into(),
+            currency: eur,
+            overdraft_limit: 0,
+        },
+        AccountEvent::FundsDeposited {
+            amount: 5,
+            balance_after: 5,
+            reference: None,
+        },
+        AccountEvent::FundsDeposited {
+            amount: 5,
+            balance_after: 10,
+            reference: Some("r".into()),
+        },
+        AccountEvent::FundsWithdrawn {
+            amount: 3,
+            balance_after: -2,
+            reference: None,
+        },
+        AccountEvent::TransferDebited {
+            transfer_id: id(1),
+            to_account_id: id(2),
+            amount: 4,
+            currency: eur,
+            balance_after: 1,
+            reference: Some("rent".into()),
+        },
+        AccountEvent::TransferCredited {
+            transfer_id: id(1),
+            from_account_id: id(3),
+            amount: 4,
+            balance_after: 9,
+            reference: None,
+        },
+        AccountEvent::TransferRefunded {
+            transfer_id: id(1),
+            amount: 4,
+            balance_after: 5,
+            reason: "target closed".into(),
+        },
+        AccountEvent::AccountFrozen {
+            reason: Some("fraud check".into()),
+        },
+        AccountEvent::AccountUnfrozen { reason: None },
+        AccountEvent::AccountClosed { reason: None },
+    ]
+}
+
+#[test]
+fn every_type_round_trips_through_data() {
+    let events = samples();
+    for name in ALL_EVENT_TYPES {
+        assert!(
+            events.iter().any(|e| e.event_type() == *name),
+            "{name} has a sample"
+        );
+    }
+    for event in events {
+        assert_eq!(event.schema_version(), 1);
+        let data = event.to_data();
+        let back = AccountEvent::decode(event.event_type(), event.schema_version(), &data)
+            .expect("decodes");
+        assert_eq!(back, event);
+    }
+}
+
+#[test]
+fn none_is_absent_and_null_is_accepted() {
+    let event = AccountEvent::FundsDeposited {
+        amount: 1,
+        balance_after: 1,
+        reference: None,
+    };
+    assert_eq!(event.to_data(), json!({"amount": 1, "balance_after": 1}));
+    let with_null = json!({"amount": 1, "balance_after": 1, "reference": null});
+    let back = AccountEvent::decode("FundsDeposited", 1, &with_null).expect("decodes");
+    assert_eq!(back, event);
+    let frozen = AccountEvent::decode("AccountFrozen", 1, &json!({"reason": null}));
+    assert_eq!(
+        frozen.expect("decodes"),
+        AccountEvent::AccountFrozen { reason: None }
+    );
+    assert!(AccountEvent::decode("AccountClosed", 1, &json!({})).is_ok());
+}
+
+#[test]
+fn data_uses_snake_case_fields_and_plain_values() {
+    let event = AccountEvent::TransferDebited {
+        transfer_id: Uuid::from_u128(1),
+        to_account_id: Uuid::from_u128(2),
+        amount: 4,
+        currency: Currency::parse("EUR").expect("valid"),
+        balance_after: -1,
+        reference: None,
+    };
+    assert_eq!(
+        event.to_data(),
+        json!({
+            "transfer_id": "00000000-0000-0000-0000-000000000001",
+            "to_account_id": "00000000-0000-0000-0000-000000000002",
+            "amount": 4,
+            "currency": "EUR",
+            "balance_after": -1
+        })
+    );
+}
+
+#[test]
+fn rejects_unknown_types_and_versions() {
+    let data = json!({"amount": 1, "balance_after": 1});
+    assert!(matches!(
+        AccountEvent::decode("FundsStolen", 1, &data),
+        Err(CodecError::UnknownEventType(t)) if t == "FundsStolen"
+    ));
+    for version in [0, 2, u32::MAX] {
+        assert!(matches!(
+            AccountEvent::decode("FundsDeposited", version, &data),
+            Err(CodecError::UnsupportedSchemaVersion { schema_version, .. }) if schema_version == version
+        ));
+    }
+}
+
+#[test]
+fn rejects_malformed_data() {
+    for bad in [
+        json!({"amount": 1}),
+        json!({"amount": 1, "balance_after": 1, "extra": true}),
+        json!({"amount": "1", "balance_after": 1}),
+        json!({"amount": 1.5, "balance_after": 1}),
+        json!({"amount": 1, "balance_after": 1, "reference": 7}),
+        json!([1, 1]),
+        json!(null),
+    ] {
+        assert!(
+            matches!(
+                AccountEvent::decode("FundsDeposited", 1, &bad),
+                Err(CodecError::InvalidData {
+                    event_type: "FundsDeposited",
+                    schema_version: 1,
+                    ..
+                })
+            ),
+            "{bad} must be rejected"
+        );
+    }
+    let bad_currency = json!({"owner_id": "o", "currency": "eur", "overdraft_limit": 0});
+    assert!(AccountEvent::decode("AccountOpened", 1, &bad_currency).is_err());
+    let bad_uuid = json!({"transfer_id": "nope", "amount": 1, "balance_after": 1, "reason": "x"});
+    assert!(AccountEvent::decode("TransferRefunded", 1, &bad_uuid).is_err());
+}

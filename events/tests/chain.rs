@@ -1,0 +1,244 @@
+//! The hash chain: canonical bytes, sealing, and [`ChainVerifier`] on interleaved
+//! aggregates, including every kind of break; property tests for stability under
+//! JSON round trips and sensitivity to any field change.
+
+use chrono::{DateTime, TimeZone, Utc};
+use logbook_events::{
+    AccountEvent, Actor, BreakKind, ChainVerifier, Currency, EventEnvelope, EventMeta, ZERO_HASH,
+    canonical_bytes, compute_hash, decode, encode,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn meta(n: u128) -> EventMeta {
+    EventMeta {
+        event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n),
+        occurred_at: Utc.timestamp_opt(1_795_000_000 + n as i64, 123_456_789).single().expect("time"),
+        command_id: Uuid::from_u128(1_000 + n),
+        correlation_id: Uuid::from_u128(2_000 + n),
+        causation_id: Uuid::from_u128(3_000 + n),
+        actor: Actor { sub: "svc".into(), role: "service".into() },
+    }
+}
+
+fn deposit(amount: i64) -> AccountEvent {
+    AccountEvent::FundsDeposited { amount, balance_after: amount, reference: None }
+}
+
+/// `count` chained events of one aggregate.
+fn chain(aggregate: Uuid, count: u64) -> Vec<EventEnvelope> {
+    let mut prev = ZERO_HASH.to_owned();
+    (1..=count)
+        .map(|seq| {
+            let env = EventEnvelope::new_sealed(meta(seq.into()), aggregate, seq, &prev, &deposit(seq as i64));
+            prev = env.hash.clone();
+            env
+        })
+        .collect()
+}
+
+#[test]
+fn canonical_bytes_sort_keys_drop_hash_and_escape() {
+    let mut env = chain(Uuid::from_u128(7), 1).remove(0);
+    env.data = json!({"z": 1, "a": {"y": [true, null, -2, 1.5], "b": "q\"\\\n\u{1}é"}});
+    let text = String::from_utf8(canonical_bytes(&env)).expect("utf8");
+    assert!(text.starts_with("{\"actor\":{\"role\":\"service\",\"sub\":\"svc\"},\"aggregate_id\":"));
+    assert!(text.contains(r#""data":{"a":{"b":"q\"\\\n\u0001é","y":[true,null,-2,1.5]},"z":1}"#), "{text}");
+    assert!(!text.contains("\"hash\""));
+    assert!(text.contains("\"prev_hash\":\"0000"));
+    assert!(!text.contains(' '));
+    assert!(text.contains("\"occurred_at\":\"2026-11-19T"), "{text}");
+}
+
+#[test]
+fn hash_covers_prev_hash_and_content() {
+    let env = chain(Uuid::from_u128(7), 1).remove(0);
+    assert_eq!(env.hash, compute_hash(&env));
+    assert!(env.hash_is_valid());
+    assert_eq!(env.hash.len(), 64);
+    assert!(env.hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let mut tampered = env.clone();
+    tampered.data["amount"] = json!(2);
+    assert!(!tampered.hash_is_valid());
+    tampered.seal();
+    assert!(tampered.hash_is_valid());
+    assert_ne!(tampered.hash, env.hash);
+}
+
+#[test]
+fn verifier_accepts_interleaved_chains() {
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let (ca, cb) = (chain(a, 5), chain(b, 3));
+    let mut verifier = ChainVerifier::new();
+    for i in 0..5 {
+        verifier.check(&ca[i]).expect("a valid");
+        if let Some(env) = cb.get(i) {
+            verifier.check(env).expect("b valid");
+        }
+    }
+    assert_eq!(verifier.aggregates_checked(), 2);
+    assert_eq!(verifier.events_checked(), 8);
+}
+
+fn first_break(events: &[EventEnvelope]) -> Option<(u64, BreakKind)> {
+    let mut verifier = ChainVerifier::new();
+    events
+        .iter()
+        .find_map(|env| verifier.check(env).err())
+        .map(|b| (b.sequence, b.kind))
+}
+
+#[test]
+fn verifier_reports_each_kind_of_break() {
+    let id = Uuid::from_u128(1);
+    let good = chain(id, 4);
+    assert_eq!(first_break(&good), None);
+
+    let mut edited = good.clone();
+    edited[1].data["amount"] = json!(999);
+    assert!(matches!(first_break(&edited), Some((2, BreakKind::BadHash { found, .. })) if found == good[1].hash));
+
+    let mut resealed = edited.clone();
+    resealed[1].seal();
+    assert!(matches!(
+        first_break(&resealed),
+        Some((3, BreakKind::PrevHashMismatch { expected, found })) if expected == resealed[1].hash && found == good[1].hash
+    ));
+
+    let gap = [&good[..1], &good[2..]].concat();
+    assert_eq!(first_break(&gap), Some((3, BreakKind::SequenceGap { expected: 2, found: 3 })));
+
+    let dup = [&good[..2], &good[1..]].concat();
+    assert_eq!(first_break(&dup), Some((2, BreakKind::SequenceDuplicate { expected: 3, found: 2 })));
+
+    let mut bad_start = good.clone();
+    bad_start[0].prev_hash = "1".repeat(64);
+    bad_start[0].seal();
+    assert!(matches!(first_break(&bad_start), Some((1, BreakKind::PrevHashMismatch { .. }))));
+
+    assert_eq!(
+        first_break(&good[1..]),
+        Some((2, BreakKind::SequenceGap { expected: 1, found: 2 }))
+    );
+}
+
+#[test]
+fn verifier_reanchors_after_a_break_and_can_start_mid_log() {
+    let id = Uuid::from_u128(1);
+    let mut events = chain(id, 4);
+    events[1].data["amount"] = json!(999);
+    let mut verifier = ChainVerifier::new();
+    let results: Vec<bool> = events.iter().map(|e| verifier.check(e).is_ok()).collect();
+    assert_eq!(results, [true, false, true, true], "one tampered event, one report");
+
+    let good = chain(id, 4);
+    let mut verifier = ChainVerifier::new();
+    assert!(verifier.anchor(id, 2, &good[1].hash));
+    assert!(!verifier.anchor(id, 2, "nope"));
+    verifier.check(&good[2]).expect("continues after anchor");
+    verifier.check(&good[3]).expect("continues after anchor");
+}
+
+#[test]
+fn break_serializes_for_the_audit_api() {
+    let good = chain(Uuid::from_u128(1), 2);
+    let break_ = first_break(&good[1..]).expect("gap");
+    let mut verifier = ChainVerifier::new();
+    let err = verifier.check(&good[1]).expect_err("gap");
+    assert_eq!(err.kind, break_.1);
+    let json = serde_json::to_value(&err).expect("ser");
+    assert_eq!(json["kind"], "sequence_gap");
+    assert_eq!(json["expected"], 1);
+    assert_eq!(json["found"], 2);
+    assert_eq!(json["sequence"], 2);
+    assert!(err.to_string().contains("sequence gap"));
+}
+
+fn arb_envelope() -> impl Strategy<Value = EventEnvelope> {
+    (
+        any::<[u128; 5]>(),
+        0i64..4_102_444_800,
+        0u32..1_000_000_000,
+        1u64..u64::MAX,
+        ("\\PC{0,20}", "[a-z]{1,10}"),
+        (1i64..=1_000_000_000_000_000, any::<i64>(), proptest::option::of("\\PC{0,40}")),
+        "[A-Z]{3}",
+    )
+        .prop_map(|(ids, secs, nanos, sequence, (sub, role), (amount, balance_after, reference), cur)| {
+            let meta = EventMeta {
+                event_id: Uuid::from_u128(ids[0]),
+                occurred_at: DateTime::from_timestamp(secs, nanos).expect("in range"),
+                command_id: Uuid::from_u128(ids[1]),
+                correlation_id: Uuid::from_u128(ids[2]),
+                causation_id: Uuid::from_u128(ids[3]),
+                actor: Actor { sub, role },
+            };
+            let event = if reference.as_deref() == Some("") {
+                AccountEvent::AccountOpened {
+                    owner_id: "o".into(),
+                    currency: Currency::parse(&cur).expect("valid"),
+                    overdraft_limit: amount,
+                }
+            } else {
+                AccountEvent::FundsWithdrawn { amount, balance_after, reference }
+            };
+            let prev = format!("{:064x}", ids[4]);
+            EventEnvelope::new_sealed(meta, Uuid::from_u128(ids[4]), sequence, &prev, &event)
+        })
+}
+
+/// Every way to change one field of an envelope (other than `hash`).
+fn mutate(env: &mut EventEnvelope, which: u8) {
+    let flip = |u: Uuid| Uuid::from_u128(u.as_u128() ^ 1);
+    match which % 14 {
+        0 => env.event_id = flip(env.event_id),
+        1 => env.aggregate_type.push('x'),
+        2 => env.aggregate_id = flip(env.aggregate_id),
+        3 => env.sequence ^= 1,
+        4 => env.event_type.push('x'),
+        5 => env.schema_version ^= 1,
+        6 => env.occurred_at += chrono::Duration::microseconds(1),
+        7 => env.command_id = flip(env.command_id),
+        8 => env.correlation_id = flip(env.correlation_id),
+        9 => env.causation_id = flip(env.causation_id),
+        10 => env.actor.sub.push('x'),
+        11 => env.actor.role.push('x'),
+        12 => env.prev_hash = format!("{:064x}", u128::from_str_radix(&env.prev_hash[32..], 16).expect("hex") ^ 1),
+        _ => {
+            let data = env.data.as_object_mut().expect("object");
+            let (key, value) = data.iter_mut().next().expect("a field");
+            let _ = key;
+            *value = match value.take() {
+                Value::Number(n) => json!(n.as_i64().expect("int").wrapping_add(1)),
+                Value::String(s) => json!(format!("{s}x")),
+                other => json!([other]),
+            };
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn canonical_bytes_survive_json_round_trip(env in arb_envelope()) {
+        let back = decode(&encode(&env)).expect("decodes");
+        prop_assert_eq!(&back, &env);
+        prop_assert_eq!(canonical_bytes(&back), canonical_bytes(&env));
+        prop_assert!(back.hash_is_valid());
+        // Also through an untyped Value, as a generic JSON consumer would hold it.
+        let value: Value = serde_json::from_slice(&encode(&env)).expect("json");
+        let again: EventEnvelope = serde_json::from_value(value).expect("envelope");
+        prop_assert_eq!(canonical_bytes(&again), canonical_bytes(&env));
+    }
+
+    #[test]
+    fn any_field_change_changes_the_hash(env in arb_envelope(), which in any::<u8>()) {
+        let mut changed = env.clone();
+        mutate(&mut changed, which);
+        prop_assert_ne!(&changed, &env);
+        prop_assert!(!changed.hash_is_valid());
+        prop_assert_ne!(compute_hash(&changed), env.hash.clone());
+    }
+}
