@@ -1,4 +1,11 @@
 //! Logbook's write side.
 //!
-//! - [`domain`]: the pure account aggregate (`decide` and `apply`), no I/O.
+//! - [`domain`]: the pure account aggregate (`decide` and `apply`), no I/O;
+//! - [`envelope`]: the command and result records on Kafka;
+//! - [`processor`]: the exactly-once command processor (Kafka transactions, one writer per
+//!   partition);
+//! - [`metrics`]: the write side's Prometheus metrics.
 pub mod domain;
+pub mod envelope;
+pub mod metrics;
+pub mod processor;

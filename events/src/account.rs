@@ -165,42 +165,42 @@ impl AccountEvent {
                 balance_after: d.balance_after,
                 reference: d.reference,
             }),
-            ("TransferDebited", 1) => read.v1(|d: v1::TransferDebited| {
-                AccountEvent::TransferDebited {
+            ("TransferDebited", 1) => {
+                read.v1(|d: v1::TransferDebited| AccountEvent::TransferDebited {
                     transfer_id: d.transfer_id,
                     to_account_id: d.to_account_id,
                     amount: d.amount,
                     currency: d.currency,
                     balance_after: d.balance_after,
                     reference: d.reference,
-                }
-            }),
-            ("TransferCredited", 1) => read.v1(|d: v1::TransferCredited| {
-                AccountEvent::TransferCredited {
+                })
+            }
+            ("TransferCredited", 1) => {
+                read.v1(|d: v1::TransferCredited| AccountEvent::TransferCredited {
                     transfer_id: d.transfer_id,
                     from_account_id: d.from_account_id,
                     amount: d.amount,
                     balance_after: d.balance_after,
                     reference: d.reference,
-                }
-            }),
-            ("TransferRefunded", 1) => read.v1(|d: v1::TransferRefunded| {
-                AccountEvent::TransferRefunded {
+                })
+            }
+            ("TransferRefunded", 1) => {
+                read.v1(|d: v1::TransferRefunded| AccountEvent::TransferRefunded {
                     transfer_id: d.transfer_id,
                     amount: d.amount,
                     balance_after: d.balance_after,
                     reason: d.reason,
-                }
-            }),
-            ("AccountFrozen", 1) => read.v1(|d: v1::StatusChanged| AccountEvent::AccountFrozen {
-                reason: d.reason,
-            }),
-            ("AccountUnfrozen", 1) => read.v1(|d: v1::StatusChanged| {
-                AccountEvent::AccountUnfrozen { reason: d.reason }
-            }),
-            ("AccountClosed", 1) => read.v1(|d: v1::StatusChanged| AccountEvent::AccountClosed {
-                reason: d.reason,
-            }),
+                })
+            }
+            ("AccountFrozen", 1) => {
+                read.v1(|d: v1::StatusChanged| AccountEvent::AccountFrozen { reason: d.reason })
+            }
+            ("AccountUnfrozen", 1) => {
+                read.v1(|d: v1::StatusChanged| AccountEvent::AccountUnfrozen { reason: d.reason })
+            }
+            ("AccountClosed", 1) => {
+                read.v1(|d: v1::StatusChanged| AccountEvent::AccountClosed { reason: d.reason })
+            }
             _ => Err(CodecError::UnsupportedSchemaVersion {
                 event_type: known.to_owned(),
                 schema_version,
@@ -222,13 +222,17 @@ impl Reader<'_> {
         &self,
         into: impl FnOnce(T) -> AccountEvent,
     ) -> Result<AccountEvent, CodecError> {
-        T::deserialize(self.data)
-            .map(into)
-            .map_err(|source| CodecError::InvalidData {
-                event_type: self.event_type,
-                schema_version: self.schema_version,
-                source,
-            })
+        let read = if self.data.is_object() {
+            T::deserialize(self.data)
+        } else {
+            // Serde would also take a struct from an array; the format is an object.
+            Err(serde::de::Error::custom("event data must be a JSON object"))
+        };
+        read.map(into).map_err(|source| CodecError::InvalidData {
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            source,
+        })
     }
 }
 

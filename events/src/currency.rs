@@ -26,9 +26,7 @@ impl Currency {
     /// Parses a currency code; accepts exactly three ASCII letters `A`–`Z`.
     pub fn parse(code: &str) -> Result<Currency, CurrencyError> {
         match code.as_bytes() {
-            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => {
-                Ok(Currency([a, b, c]))
-            }
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Currency([a, b, c])),
             _ => Err(CurrencyError {
                 input: code.chars().take(16).collect(),
             }),
@@ -98,7 +96,9 @@ mod tests {
 
     #[test]
     fn rejects_anything_else() {
-        for bad in ["", "EU", "EURO", "eur", "Eur", "E1R", "ÉUR", "EU ", " EUR", "€"] {
+        for bad in [
+            "", "EU", "EURO", "eur", "Eur", "E1R", "ÉUR", "EU ", " EUR", "€",
+        ] {
             assert!(Currency::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }

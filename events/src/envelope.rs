@@ -213,7 +213,10 @@ mod tests {
         for (input, expected) in [
             ("2026-11-23T12:15:30+02:00", "2026-11-23T10:15:30.000000Z"),
             ("2026-11-23t10:15:30.5z", "2026-11-23T10:15:30.500000Z"),
-            ("2026-11-23T10:15:30.123456789Z", "2026-11-23T10:15:30.123456Z"),
+            (
+                "2026-11-23T10:15:30.123456789Z",
+                "2026-11-23T10:15:30.123456Z",
+            ),
         ] {
             json["occurred_at"] = input.into();
             let envelope: EventEnvelope = serde_json::from_value(json.clone()).expect(input);

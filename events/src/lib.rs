@@ -8,8 +8,11 @@
 //! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
 //! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
 //! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
+//! - [`kafka`]: connection settings ([`KafkaSettings`]) and topic names ([`Topics`]).
+//! - [`topics`]: idempotent creation and checking of the three topics.
+//! - [`secret`]: [`Secret`], a string that never prints.
 //!
-//! The crate does no I/O and reads no clock or randomness: callers supply ids and
+//! Apart from [`topics`], the crate does no I/O and reads no clock or randomness: callers supply ids and
 //! timestamps, so everything here is deterministic and testable.
 
 pub mod account;
@@ -17,7 +20,10 @@ pub mod codec;
 pub mod currency;
 pub mod envelope;
 pub mod hash;
+pub mod kafka;
 pub mod position;
+pub mod secret;
+pub mod topics;
 
 pub use account::{ALL_EVENT_TYPES, AccountEvent};
 pub use codec::{
@@ -27,4 +33,6 @@ pub use codec::{
 pub use currency::{Currency, CurrencyError};
 pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
+pub use kafka::{KafkaSettings, Topics};
 pub use position::{Position, PositionError};
+pub use secret::Secret;

@@ -136,7 +136,11 @@ mod tests {
 
     #[test]
     fn rejects_overflow() {
-        for bad in ["v1.2147483648.0", "v1.0.9223372036854775808", "v1.9999999999.0"] {
+        for bad in [
+            "v1.2147483648.0",
+            "v1.0.9223372036854775808",
+            "v1.9999999999.0",
+        ] {
             assert_eq!(
                 Position::parse_token(bad),
                 Err(PositionError::OutOfRange),
@@ -155,7 +159,11 @@ mod tests {
         positions.sort();
         assert_eq!(
             positions,
-            vec![Position::new(0, 9), Position::new(1, 2), Position::new(1, 5)]
+            vec![
+                Position::new(0, 9),
+                Position::new(1, 2),
+                Position::new(1, 5)
+            ]
         );
     }
 

@@ -14,16 +14,26 @@ use uuid::Uuid;
 fn meta(n: u128) -> EventMeta {
     EventMeta {
         event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n),
-        occurred_at: Utc.timestamp_opt(1_795_000_000 + n as i64, 123_456_789).single().expect("time"),
+        occurred_at: Utc
+            .timestamp_opt(1_795_000_000 + n as i64, 123_456_789)
+            .single()
+            .expect("time"),
         command_id: Uuid::from_u128(1_000 + n),
         correlation_id: Uuid::from_u128(2_000 + n),
         causation_id: Uuid::from_u128(3_000 + n),
-        actor: Actor { sub: "svc".into(), role: "service".into() },
+        actor: Actor {
+            sub: "svc".into(),
+            role: "service".into(),
+        },
     }
 }
 
 fn deposit(amount: i64) -> AccountEvent {
-    AccountEvent::FundsDeposited { amount, balance_after: amount, reference: None }
+    AccountEvent::FundsDeposited {
+        amount,
+        balance_after: amount,
+        reference: None,
+    }
 }
 
 /// `count` chained events of one aggregate.
@@ -31,24 +41,43 @@ fn chain(aggregate: Uuid, count: u64) -> Vec<EventEnvelope> {
     let mut prev = ZERO_HASH.to_owned();
     (1..=count)
         .map(|seq| {
-            let env = EventEnvelope::new_sealed(meta(seq.into()), aggregate, seq, &prev, &deposit(seq as i64));
+            let env = EventEnvelope::new_sealed(
+                meta(seq.into()),
+                aggregate,
+                seq,
+                &prev,
+                &deposit(seq as i64),
+            );
             prev = env.hash.clone();
             env
         })
         .collect()
 }
 
+/// Golden value, cross-checked with an independent implementation (Python's
+/// `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` and
+/// `hashlib.sha256`). If this test fails, every stored hash would stop verifying.
+const GOLDEN_CANONICAL: &str = concat!(
+    r#"{"actor":{"role":"service","sub":"svc"},"#,
+    r#""aggregate_id":"00000000-0000-0000-0000-000000000007","aggregate_type":"account","#,
+    r#""causation_id":"00000000-0000-0000-0000-000000000bb9","#,
+    r#""command_id":"00000000-0000-0000-0000-0000000003e9","#,
+    r#""correlation_id":"00000000-0000-0000-0000-0000000007d1","#,
+    r#""data":{"a":{"b":"q\"\\\n\u0001é","y":[true,null,-2,1.5]},"z":1},"#,
+    r#""event_id":"01900000-0000-7000-8000-000000000001","event_type":"FundsDeposited","#,
+    r#""occurred_at":"2026-11-18T11:06:41.123456Z","#,
+    r#""prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","#,
+    r#""schema_version":1,"sequence":1}"#,
+);
+const GOLDEN_HASH: &str = "a8f54e976ea506c5b927639617de2e6bc129894f7c69557235870f90891ed8b7";
+
 #[test]
-fn canonical_bytes_sort_keys_drop_hash_and_escape() {
+fn canonical_bytes_and_hash_match_the_golden_values() {
     let mut env = chain(Uuid::from_u128(7), 1).remove(0);
     env.data = json!({"z": 1, "a": {"y": [true, null, -2, 1.5], "b": "q\"\\\n\u{1}é"}});
     let text = String::from_utf8(canonical_bytes(&env)).expect("utf8");
-    assert!(text.starts_with("{\"actor\":{\"role\":\"service\",\"sub\":\"svc\"},\"aggregate_id\":"));
-    assert!(text.contains(r#""data":{"a":{"b":"q\"\\\n\u0001é","y":[true,null,-2,1.5]},"z":1}"#), "{text}");
-    assert!(!text.contains("\"hash\""));
-    assert!(text.contains("\"prev_hash\":\"0000"));
-    assert!(!text.contains(' '));
-    assert!(text.contains("\"occurred_at\":\"2026-11-19T"), "{text}");
+    assert_eq!(text, GOLDEN_CANONICAL);
+    assert_eq!(compute_hash(&env), GOLDEN_HASH);
 }
 
 #[test]
@@ -57,7 +86,11 @@ fn hash_covers_prev_hash_and_content() {
     assert_eq!(env.hash, compute_hash(&env));
     assert!(env.hash_is_valid());
     assert_eq!(env.hash.len(), 64);
-    assert!(env.hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(
+        env.hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
     let mut tampered = env.clone();
     tampered.data["amount"] = json!(2);
     assert!(!tampered.hash_is_valid());
@@ -97,7 +130,9 @@ fn verifier_reports_each_kind_of_break() {
 
     let mut edited = good.clone();
     edited[1].data["amount"] = json!(999);
-    assert!(matches!(first_break(&edited), Some((2, BreakKind::BadHash { found, .. })) if found == good[1].hash));
+    assert!(
+        matches!(first_break(&edited), Some((2, BreakKind::BadHash { found, .. })) if found == good[1].hash)
+    );
 
     let mut resealed = edited.clone();
     resealed[1].seal();
@@ -107,19 +142,46 @@ fn verifier_reports_each_kind_of_break() {
     ));
 
     let gap = [&good[..1], &good[2..]].concat();
-    assert_eq!(first_break(&gap), Some((3, BreakKind::SequenceGap { expected: 2, found: 3 })));
+    assert_eq!(
+        first_break(&gap),
+        Some((
+            3,
+            BreakKind::SequenceGap {
+                expected: 2,
+                found: 3
+            }
+        ))
+    );
 
     let dup = [&good[..2], &good[1..]].concat();
-    assert_eq!(first_break(&dup), Some((2, BreakKind::SequenceDuplicate { expected: 3, found: 2 })));
+    assert_eq!(
+        first_break(&dup),
+        Some((
+            2,
+            BreakKind::SequenceDuplicate {
+                expected: 3,
+                found: 2
+            }
+        ))
+    );
 
     let mut bad_start = good.clone();
     bad_start[0].prev_hash = "1".repeat(64);
     bad_start[0].seal();
-    assert!(matches!(first_break(&bad_start), Some((1, BreakKind::PrevHashMismatch { .. }))));
+    assert!(matches!(
+        first_break(&bad_start),
+        Some((1, BreakKind::PrevHashMismatch { .. }))
+    ));
 
     assert_eq!(
         first_break(&good[1..]),
-        Some((2, BreakKind::SequenceGap { expected: 1, found: 2 }))
+        Some((
+            2,
+            BreakKind::SequenceGap {
+                expected: 1,
+                found: 2
+            }
+        ))
     );
 }
 
@@ -130,7 +192,11 @@ fn verifier_reanchors_after_a_break_and_can_start_mid_log() {
     events[1].data["amount"] = json!(999);
     let mut verifier = ChainVerifier::new();
     let results: Vec<bool> = events.iter().map(|e| verifier.check(e).is_ok()).collect();
-    assert_eq!(results, [true, false, true, true], "one tampered event, one report");
+    assert_eq!(
+        results,
+        [true, false, true, true],
+        "one tampered event, one report"
+    );
 
     let good = chain(id, 4);
     let mut verifier = ChainVerifier::new();
@@ -162,30 +228,40 @@ fn arb_envelope() -> impl Strategy<Value = EventEnvelope> {
         0u32..1_000_000_000,
         1u64..u64::MAX,
         ("\\PC{0,20}", "[a-z]{1,10}"),
-        (1i64..=1_000_000_000_000_000, any::<i64>(), proptest::option::of("\\PC{0,40}")),
+        (
+            1i64..=1_000_000_000_000_000,
+            any::<i64>(),
+            proptest::option::of("\\PC{0,40}"),
+        ),
         "[A-Z]{3}",
     )
-        .prop_map(|(ids, secs, nanos, sequence, (sub, role), (amount, balance_after, reference), cur)| {
-            let meta = EventMeta {
-                event_id: Uuid::from_u128(ids[0]),
-                occurred_at: DateTime::from_timestamp(secs, nanos).expect("in range"),
-                command_id: Uuid::from_u128(ids[1]),
-                correlation_id: Uuid::from_u128(ids[2]),
-                causation_id: Uuid::from_u128(ids[3]),
-                actor: Actor { sub, role },
-            };
-            let event = if reference.as_deref() == Some("") {
-                AccountEvent::AccountOpened {
-                    owner_id: "o".into(),
-                    currency: Currency::parse(&cur).expect("valid"),
-                    overdraft_limit: amount,
-                }
-            } else {
-                AccountEvent::FundsWithdrawn { amount, balance_after, reference }
-            };
-            let prev = format!("{:064x}", ids[4]);
-            EventEnvelope::new_sealed(meta, Uuid::from_u128(ids[4]), sequence, &prev, &event)
-        })
+        .prop_map(
+            |(ids, secs, nanos, sequence, (sub, role), (amount, balance_after, reference), cur)| {
+                let meta = EventMeta {
+                    event_id: Uuid::from_u128(ids[0]),
+                    occurred_at: DateTime::from_timestamp(secs, nanos).expect("in range"),
+                    command_id: Uuid::from_u128(ids[1]),
+                    correlation_id: Uuid::from_u128(ids[2]),
+                    causation_id: Uuid::from_u128(ids[3]),
+                    actor: Actor { sub, role },
+                };
+                let event = if reference.as_deref() == Some("") {
+                    AccountEvent::AccountOpened {
+                        owner_id: "o".into(),
+                        currency: Currency::parse(&cur).expect("valid"),
+                        overdraft_limit: amount,
+                    }
+                } else {
+                    AccountEvent::FundsWithdrawn {
+                        amount,
+                        balance_after,
+                        reference,
+                    }
+                };
+                let prev = format!("{:064x}", ids[4]);
+                EventEnvelope::new_sealed(meta, Uuid::from_u128(ids[4]), sequence, &prev, &event)
+            },
+        )
 }
 
 /// Every way to change one field of an envelope (other than `hash`).
@@ -204,7 +280,12 @@ fn mutate(env: &mut EventEnvelope, which: u8) {
         9 => env.causation_id = flip(env.causation_id),
         10 => env.actor.sub.push('x'),
         11 => env.actor.role.push('x'),
-        12 => env.prev_hash = format!("{:064x}", u128::from_str_radix(&env.prev_hash[32..], 16).expect("hex") ^ 1),
+        12 => {
+            env.prev_hash = format!(
+                "{:064x}",
+                u128::from_str_radix(&env.prev_hash[32..], 16).expect("hex") ^ 1
+            )
+        }
         _ => {
             let data = env.data.as_object_mut().expect("object");
             let (key, value) = data.iter_mut().next().expect("a field");

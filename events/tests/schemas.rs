@@ -72,38 +72,88 @@ fn representative_events() -> Vec<AccountEvent> {
     let long = |n: usize| Some("é".repeat(n));
     let (t, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     vec![
-        AccountEvent::AccountOpened { owner_id: "u".into(), currency: eur(), overdraft_limit: 0 },
+        AccountEvent::AccountOpened {
+            owner_id: "u".into(),
+            currency: eur(),
+            overdraft_limit: 0,
+        },
         AccountEvent::AccountOpened {
             owner_id: "o".repeat(128),
             currency: Currency::parse("JPY").expect("valid"),
             overdraft_limit: MAX_AMOUNT,
         },
-        AccountEvent::FundsDeposited { amount: 1, balance_after: 1, reference: None },
-        AccountEvent::FundsDeposited { amount: MAX_AMOUNT, balance_after: i64::MAX, reference: long(140) },
-        AccountEvent::FundsWithdrawn { amount: 1, balance_after: 0, reference: None },
-        AccountEvent::FundsWithdrawn { amount: MAX_AMOUNT, balance_after: -MAX_AMOUNT, reference: long(1) },
-        AccountEvent::TransferDebited {
-            transfer_id: t, to_account_id: a, amount: 10, currency: eur(), balance_after: -5, reference: None,
+        AccountEvent::FundsDeposited {
+            amount: 1,
+            balance_after: 1,
+            reference: None,
+        },
+        AccountEvent::FundsDeposited {
+            amount: MAX_AMOUNT,
+            balance_after: i64::MAX,
+            reference: long(140),
+        },
+        AccountEvent::FundsWithdrawn {
+            amount: 1,
+            balance_after: 0,
+            reference: None,
+        },
+        AccountEvent::FundsWithdrawn {
+            amount: MAX_AMOUNT,
+            balance_after: -MAX_AMOUNT,
+            reference: long(1),
         },
         AccountEvent::TransferDebited {
-            transfer_id: t, to_account_id: a, amount: 10, currency: eur(), balance_after: 5, reference: long(140),
+            transfer_id: t,
+            to_account_id: a,
+            amount: 10,
+            currency: eur(),
+            balance_after: -5,
+            reference: None,
+        },
+        AccountEvent::TransferDebited {
+            transfer_id: t,
+            to_account_id: a,
+            amount: 10,
+            currency: eur(),
+            balance_after: 5,
+            reference: long(140),
         },
         AccountEvent::TransferCredited {
-            transfer_id: t, from_account_id: b, amount: 10, balance_after: 10, reference: None,
+            transfer_id: t,
+            from_account_id: b,
+            amount: 10,
+            balance_after: 10,
+            reference: None,
         },
         AccountEvent::TransferCredited {
-            transfer_id: t, from_account_id: b, amount: 10, balance_after: 10, reference: long(3),
+            transfer_id: t,
+            from_account_id: b,
+            amount: 10,
+            balance_after: 10,
+            reference: long(3),
         },
-        AccountEvent::TransferRefunded { transfer_id: t, amount: 10, balance_after: 0, reason: "x".into() },
         AccountEvent::TransferRefunded {
-            transfer_id: t, amount: 10, balance_after: 0, reason: "r".repeat(500),
+            transfer_id: t,
+            amount: 10,
+            balance_after: 0,
+            reason: "x".into(),
+        },
+        AccountEvent::TransferRefunded {
+            transfer_id: t,
+            amount: 10,
+            balance_after: 0,
+            reason: "r".repeat(500),
         },
         AccountEvent::AccountFrozen { reason: None },
         AccountEvent::AccountFrozen { reason: long(500) },
         AccountEvent::AccountUnfrozen { reason: None },
-        AccountEvent::AccountUnfrozen { reason: Some("cleared".into()) },
+        AccountEvent::AccountUnfrozen {
+            reason: Some("cleared".into()),
+        },
         AccountEvent::AccountClosed { reason: None },
-        AccountEvent::AccountClosed { reason: Some("customer request".into()) },
+        AccountEvent::AccountClosed {
+            reason: Some("customer request".into()),
+        },
     ]
 }
 
@@ -111,7 +161,13 @@ fn representative_events() -> Vec<AccountEvent> {
 fn every_event_type_has_a_schema_and_no_schema_is_orphaned() {
     let files: BTreeSet<String> = std::fs::read_dir(schema_dir())
         .expect("schema dir")
-        .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
         .filter(|name| name != "envelope")
         .collect();
@@ -132,10 +188,16 @@ fn schemas_document_themselves() {
         let schema = load(name);
         let id = schema["$id"].as_str().expect("$id");
         assert!(id.ends_with(&format!("/{name}.json")), "{name}: $id {id}");
-        assert!(schema["title"].is_string() && schema["description"].is_string(), "{name}");
+        assert!(
+            schema["title"].is_string() && schema["description"].is_string(),
+            "{name}"
+        );
         assert_eq!(schema["additionalProperties"], json!(false), "{name}");
         for (field, spec) in schema["properties"].as_object().expect("properties") {
-            assert!(spec["description"].is_string(), "{name}.{field} has a description");
+            assert!(
+                spec["description"].is_string(),
+                "{name}.{field} has a description"
+            );
         }
     }
 }
@@ -145,13 +207,20 @@ fn every_written_event_validates() {
     let envelope_schema = validator("envelope");
     let events = representative_events();
     for name in ALL_EVENT_TYPES {
-        assert!(events.iter().any(|e| e.event_type() == *name), "{name} covered");
+        assert!(
+            events.iter().any(|e| e.event_type() == *name),
+            "{name} covered"
+        );
     }
     for (i, event) in events.iter().enumerate() {
         let sealed = envelope(i as u64 + 1, event);
         let written: Value = serde_json::from_slice(&encode(&sealed)).expect("JSON");
         assert_valid(&envelope_schema, &written, "envelope");
-        assert_valid(&validator(event.event_type()), &written["data"], event.event_type());
+        assert_valid(
+            &validator(event.event_type()),
+            &written["data"],
+            event.event_type(),
+        );
     }
 }
 
@@ -160,34 +229,76 @@ fn invalid_data_fails_validation() {
     let cases: &[(&str, Value)] = &[
         ("FundsDeposited", json!({"amount": 0, "balance_after": 0})),
         ("FundsDeposited", json!({"amount": -5, "balance_after": 0})),
-        ("FundsDeposited", json!({"amount": MAX_AMOUNT + 1, "balance_after": 0})),
+        (
+            "FundsDeposited",
+            json!({"amount": MAX_AMOUNT + 1, "balance_after": 0}),
+        ),
         ("FundsDeposited", json!({"amount": 1.5, "balance_after": 0})),
         ("FundsDeposited", json!({"amount": "5", "balance_after": 0})),
         ("FundsDeposited", json!({"amount": 5})),
-        ("FundsDeposited", json!({"amount": 5, "balance_after": 5, "extra": 1})),
-        ("FundsDeposited", json!({"amount": 5, "balance_after": 5, "reference": "r".repeat(141)})),
-        ("FundsDeposited", json!({"amount": 5, "balance_after": 5, "reference": null})),
+        (
+            "FundsDeposited",
+            json!({"amount": 5, "balance_after": 5, "extra": 1}),
+        ),
+        (
+            "FundsDeposited",
+            json!({"amount": 5, "balance_after": 5, "reference": "r".repeat(141)}),
+        ),
+        (
+            "FundsDeposited",
+            json!({"amount": 5, "balance_after": 5, "reference": null}),
+        ),
         ("FundsWithdrawn", json!({"amount": 0, "balance_after": 0})),
-        ("AccountOpened", json!({"owner_id": "o", "currency": "eur", "overdraft_limit": 0})),
-        ("AccountOpened", json!({"owner_id": "o", "currency": "EURO", "overdraft_limit": 0})),
-        ("AccountOpened", json!({"owner_id": "o", "currency": "EUR", "overdraft_limit": -1})),
-        ("AccountOpened", json!({"owner_id": "", "currency": "EUR", "overdraft_limit": 0})),
-        ("AccountOpened", json!({"owner_id": "o".repeat(129), "currency": "EUR", "overdraft_limit": 0})),
-        ("AccountOpened", json!({"currency": "EUR", "overdraft_limit": 0})),
-        ("TransferDebited", json!({
-            "transfer_id": "not-a-uuid", "to_account_id": Uuid::new_v4(), "amount": 1,
-            "currency": "EUR", "balance_after": 0
-        })),
-        ("TransferDebited", json!({
-            "transfer_id": Uuid::new_v4().to_string().to_uppercase(), "to_account_id": Uuid::new_v4(),
-            "amount": 1, "currency": "EUR", "balance_after": 0
-        })),
-        ("TransferCredited", json!({
-            "transfer_id": Uuid::new_v4(), "amount": 1, "balance_after": 0
-        })),
-        ("TransferRefunded", json!({
-            "transfer_id": Uuid::new_v4(), "amount": 1, "balance_after": 0, "reason": ""
-        })),
+        (
+            "AccountOpened",
+            json!({"owner_id": "o", "currency": "eur", "overdraft_limit": 0}),
+        ),
+        (
+            "AccountOpened",
+            json!({"owner_id": "o", "currency": "EURO", "overdraft_limit": 0}),
+        ),
+        (
+            "AccountOpened",
+            json!({"owner_id": "o", "currency": "EUR", "overdraft_limit": -1}),
+        ),
+        (
+            "AccountOpened",
+            json!({"owner_id": "", "currency": "EUR", "overdraft_limit": 0}),
+        ),
+        (
+            "AccountOpened",
+            json!({"owner_id": "o".repeat(129), "currency": "EUR", "overdraft_limit": 0}),
+        ),
+        (
+            "AccountOpened",
+            json!({"currency": "EUR", "overdraft_limit": 0}),
+        ),
+        (
+            "TransferDebited",
+            json!({
+                "transfer_id": "not-a-uuid", "to_account_id": Uuid::new_v4(), "amount": 1,
+                "currency": "EUR", "balance_after": 0
+            }),
+        ),
+        (
+            "TransferDebited",
+            json!({
+                "transfer_id": Uuid::new_v4().to_string().to_uppercase(), "to_account_id": Uuid::new_v4(),
+                "amount": 1, "currency": "EUR", "balance_after": 0
+            }),
+        ),
+        (
+            "TransferCredited",
+            json!({
+                "transfer_id": Uuid::new_v4(), "amount": 1, "balance_after": 0
+            }),
+        ),
+        (
+            "TransferRefunded",
+            json!({
+                "transfer_id": Uuid::new_v4(), "amount": 1, "balance_after": 0, "reason": ""
+            }),
+        ),
         ("AccountFrozen", json!({"reason": "r".repeat(501)})),
         ("AccountClosed", json!({"why": "because"})),
         ("AccountUnfrozen", json!("not an object")),
@@ -236,35 +347,86 @@ fn invalid_envelopes_fail_validation() {
 fn arb_event() -> impl Strategy<Value = AccountEvent> {
     let amount = 1..=MAX_AMOUNT;
     let balance = any::<i64>();
-    let text = |max: usize| proptest::option::of(proptest::collection::vec(any::<char>(), 0..=max))
-        .prop_map(|chars| chars.map(|c| c.into_iter().collect::<String>()));
+    let text = |max: usize| {
+        proptest::option::of(proptest::collection::vec(any::<char>(), 0..=max))
+            .prop_map(|chars| chars.map(|c| c.into_iter().collect::<String>()))
+    };
     let currency = "[A-Z]{3}".prop_map(|c| Currency::parse(&c).expect("valid"));
     let uuid = any::<u128>().prop_map(Uuid::from_u128);
     prop_oneof![
         ("[a-z0-9-]{1,128}", currency.clone(), 0..=MAX_AMOUNT).prop_map(|(o, c, l)| {
-            AccountEvent::AccountOpened { owner_id: o, currency: c, overdraft_limit: l }
+            AccountEvent::AccountOpened {
+                owner_id: o,
+                currency: c,
+                overdraft_limit: l,
+            }
         }),
-        (amount.clone(), balance.clone(), text(140)).prop_map(|(amount, balance_after, reference)| {
-            AccountEvent::FundsDeposited { amount, balance_after, reference }
-        }),
-        (amount.clone(), balance.clone(), text(140)).prop_map(|(amount, balance_after, reference)| {
-            AccountEvent::FundsWithdrawn { amount, balance_after, reference }
-        }),
-        (uuid.clone(), uuid.clone(), amount.clone(), currency, balance.clone(), text(140)).prop_map(
-            |(transfer_id, to_account_id, amount, currency, balance_after, reference)| {
-                AccountEvent::TransferDebited {
-                    transfer_id, to_account_id, amount, currency, balance_after, reference,
+        (amount.clone(), balance.clone(), text(140)).prop_map(
+            |(amount, balance_after, reference)| {
+                AccountEvent::FundsDeposited {
+                    amount,
+                    balance_after,
+                    reference,
                 }
             }
         ),
-        (uuid.clone(), uuid.clone(), amount.clone(), balance.clone(), text(140)).prop_map(
-            |(transfer_id, from_account_id, amount, balance_after, reference)| {
-                AccountEvent::TransferCredited { transfer_id, from_account_id, amount, balance_after, reference }
+        (amount.clone(), balance.clone(), text(140)).prop_map(
+            |(amount, balance_after, reference)| {
+                AccountEvent::FundsWithdrawn {
+                    amount,
+                    balance_after,
+                    reference,
+                }
             }
         ),
-        (uuid, amount, balance, "[^\u{0}]{1,50}").prop_map(|(transfer_id, amount, balance_after, reason)| {
-            AccountEvent::TransferRefunded { transfer_id, amount, balance_after, reason }
-        }),
+        (
+            uuid.clone(),
+            uuid.clone(),
+            amount.clone(),
+            currency,
+            balance.clone(),
+            text(140)
+        )
+            .prop_map(
+                |(transfer_id, to_account_id, amount, currency, balance_after, reference)| {
+                    AccountEvent::TransferDebited {
+                        transfer_id,
+                        to_account_id,
+                        amount,
+                        currency,
+                        balance_after,
+                        reference,
+                    }
+                }
+            ),
+        (
+            uuid.clone(),
+            uuid.clone(),
+            amount.clone(),
+            balance.clone(),
+            text(140)
+        )
+            .prop_map(
+                |(transfer_id, from_account_id, amount, balance_after, reference)| {
+                    AccountEvent::TransferCredited {
+                        transfer_id,
+                        from_account_id,
+                        amount,
+                        balance_after,
+                        reference,
+                    }
+                }
+            ),
+        (uuid, amount, balance, "[^\u{0}]{1,50}").prop_map(
+            |(transfer_id, amount, balance_after, reason)| {
+                AccountEvent::TransferRefunded {
+                    transfer_id,
+                    amount,
+                    balance_after,
+                    reason,
+                }
+            }
+        ),
         text(500).prop_map(|reason| AccountEvent::AccountFrozen { reason }),
         text(500).prop_map(|reason| AccountEvent::AccountUnfrozen { reason }),
         text(500).prop_map(|reason| AccountEvent::AccountClosed { reason }),

@@ -1,0 +1,245 @@
+//! What a caller can ask of an account: [`AccountCommand`] and the checks that need
+//! no state (amount ranges, string lengths, distinct accounts).
+//!
+//! Commands travel on `logbook.commands` as JSON tagged by `type`, e.g.
+//! `{"type":"deposit","amount":500,"reference":"salary"}`.
+
+use logbook_events::Currency;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::DomainError;
+use super::{MAX_AMOUNT, MAX_OWNER_ID_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHARS};
+
+/// A request to change one account. Amounts are positive minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AccountCommand {
+    /// Create the account with a fixed currency and an overdraft limit.
+    Open {
+        owner_id: String,
+        currency: Currency,
+        overdraft_limit: i64,
+    },
+    /// Pay money in.
+    Deposit {
+        amount: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Pay money out.
+    Withdraw {
+        amount: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// First leg of a transfer, on the source account.
+    DebitForTransfer {
+        transfer_id: Uuid,
+        to_account_id: Uuid,
+        amount: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Second leg of a transfer, on the target account; `currency` is the source's.
+    CreditForTransfer {
+        transfer_id: Uuid,
+        from_account_id: Uuid,
+        amount: i64,
+        currency: Currency,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Give back a debited transfer that could not be credited, on the source account.
+    RefundTransfer {
+        transfer_id: Uuid,
+        amount: i64,
+        reason: String,
+    },
+    /// Stop debits (credits still arrive).
+    Freeze {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Allow debits again.
+    Unfreeze {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Close the account for good (only at a zero balance).
+    Close {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl AccountCommand {
+    /// The serde `type` tag, e.g. `"debit_for_transfer"` (also a metrics label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AccountCommand::Open { .. } => "open",
+            AccountCommand::Deposit { .. } => "deposit",
+            AccountCommand::Withdraw { .. } => "withdraw",
+            AccountCommand::DebitForTransfer { .. } => "debit_for_transfer",
+            AccountCommand::CreditForTransfer { .. } => "credit_for_transfer",
+            AccountCommand::RefundTransfer { .. } => "refund_transfer",
+            AccountCommand::Freeze { .. } => "freeze",
+            AccountCommand::Unfreeze { .. } => "unfreeze",
+            AccountCommand::Close { .. } => "close",
+        }
+    }
+
+    /// The checks that need no account state; [`super::decide`] runs them first.
+    /// The gateway may call this to answer 422 before producing the command.
+    /// `account_id` is the target account (for the distinct-accounts rule).
+    pub fn validate(&self, account_id: Uuid) -> Result<(), DomainError> {
+        match self {
+            AccountCommand::Open {
+                owner_id,
+                overdraft_limit,
+                ..
+            } => {
+                let chars = owner_id.chars().count();
+                if chars == 0 || chars > MAX_OWNER_ID_CHARS {
+                    return Err(invalid("owner_id", "must be 1 to 128 characters long"));
+                }
+                if !(0..=MAX_AMOUNT).contains(overdraft_limit) {
+                    return Err(DomainError::InvalidOverdraftLimit);
+                }
+                Ok(())
+            }
+            AccountCommand::Deposit { amount, reference }
+            | AccountCommand::Withdraw { amount, reference } => {
+                check_amount(*amount)?;
+                check_reference(reference.as_deref())
+            }
+            AccountCommand::DebitForTransfer {
+                transfer_id,
+                to_account_id,
+                amount,
+                reference,
+            } => {
+                check_transfer(*transfer_id, *to_account_id, account_id, "to_account_id")?;
+                check_amount(*amount)?;
+                check_reference(reference.as_deref())
+            }
+            AccountCommand::CreditForTransfer {
+                transfer_id,
+                from_account_id,
+                amount,
+                reference,
+                ..
+            } => {
+                check_transfer(
+                    *transfer_id,
+                    *from_account_id,
+                    account_id,
+                    "from_account_id",
+                )?;
+                check_amount(*amount)?;
+                check_reference(reference.as_deref())
+            }
+            AccountCommand::RefundTransfer {
+                transfer_id,
+                amount,
+                reason,
+            } => {
+                if transfer_id.is_nil() {
+                    return Err(invalid("transfer_id", "must not be the nil UUID"));
+                }
+                check_amount(*amount)?;
+                let chars = reason.chars().count();
+                if chars == 0 || chars > MAX_REASON_CHARS {
+                    return Err(invalid("reason", "must be 1 to 500 characters long"));
+                }
+                Ok(())
+            }
+            AccountCommand::Freeze { reason }
+            | AccountCommand::Unfreeze { reason }
+            | AccountCommand::Close { reason } => match reason {
+                Some(r) if r.chars().count() > MAX_REASON_CHARS => {
+                    Err(invalid("reason", "must be at most 500 characters long"))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+fn invalid(field: &'static str, problem: &'static str) -> DomainError {
+    DomainError::InvalidField { field, problem }
+}
+
+fn check_amount(amount: i64) -> Result<(), DomainError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidAmount)
+    }
+}
+
+fn check_reference(reference: Option<&str>) -> Result<(), DomainError> {
+    match reference {
+        Some(r) if r.chars().count() > MAX_REFERENCE_CHARS => {
+            Err(invalid("reference", "must be at most 140 characters long"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_transfer(
+    transfer_id: Uuid,
+    other: Uuid,
+    this: Uuid,
+    other_field: &'static str,
+) -> Result<(), DomainError> {
+    if transfer_id.is_nil() {
+        return Err(invalid("transfer_id", "must not be the nil UUID"));
+    }
+    if other.is_nil() {
+        return Err(invalid(other_field, "must not be the nil UUID"));
+    }
+    if other == this {
+        return Err(DomainError::SameAccount { field: other_field });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn serde_is_tagged_by_snake_case_type() {
+        let command = AccountCommand::DebitForTransfer {
+            transfer_id: Uuid::from_u128(1),
+            to_account_id: Uuid::from_u128(2),
+            amount: 5,
+            reference: None,
+        };
+        let json = serde_json::to_value(&command).expect("ser");
+        assert_eq!(json["type"], "debit_for_transfer");
+        assert_eq!(json["type"], command.name());
+        assert!(json.get("reference").is_none());
+        let back: AccountCommand = serde_json::from_value(json).expect("de");
+        assert_eq!(back, command);
+    }
+
+    #[test]
+    fn serde_accepts_null_or_absent_options_and_rejects_unknown_fields() {
+        let absent: AccountCommand =
+            serde_json::from_value(json!({"type": "close"})).expect("absent");
+        let null: AccountCommand =
+            serde_json::from_value(json!({"type": "close", "reason": null})).expect("null");
+        assert_eq!(absent, AccountCommand::Close { reason: None });
+        assert_eq!(null, absent);
+        let extra = json!({"type": "deposit", "amount": 1, "memo": "x"});
+        assert!(serde_json::from_value::<AccountCommand>(extra).is_err());
+        let unknown = json!({"type": "steal", "amount": 1});
+        assert!(serde_json::from_value::<AccountCommand>(unknown).is_err());
+        let bad_currency =
+            json!({"type": "open", "owner_id": "o", "currency": "eur", "overdraft_limit": 0});
+        assert!(serde_json::from_value::<AccountCommand>(bad_currency).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The account state folded from its events: [`Account`], [`AccountStatus`], [`apply`].
+//!
+//! The processor keeps one [`Account`] per aggregate in memory, so it is compact
+//! (64 bytes plus the owner id on the heap). Events are facts: [`apply`] takes the
+//! balance from each event's `balance_after` and never fails.
+
+use logbook_events::{AccountEvent, Currency};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Lifecycle of an opened account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Takes every command.
+    Active,
+    /// Takes credits, no debits.
+    Frozen,
+    /// Takes nothing.
+    Closed,
+}
+
+impl AccountStatus {
+    /// `active`, `frozen` or `closed` (as in read models and the API).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Frozen => "frozen",
+            AccountStatus::Closed => "closed",
+        }
+    }
+}
+
+/// State of one account aggregate. `Default` is an account that was never opened
+/// and whose id is unknown (nil); prefer [`Account::new`] with the aggregate id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Account {
+    id: Uuid,
+    /// `None` until `AccountOpened`; the other fields are meaningless until then.
+    status: Option<AccountStatus>,
+    currency: Option<Currency>,
+    owner_id: Box<str>,
+    balance: i64,
+    overdraft_limit: i64,
+    version: u64,
+}
+
+impl Account {
+    /// A not-yet-opened account with this aggregate id (needed by the rule that a
+    /// transfer names two different accounts).
+    pub fn new(id: Uuid) -> Account {
+        Account {
+            id,
+            ..Account::default()
+        }
+    }
+
+    /// The aggregate id given to [`Account::new`] (nil for `Default`).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Whether the account has been opened (it stays true once frozen or closed;
+    /// see [`Account::status`]).
+    pub fn is_open(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// The owner, once opened.
+    pub fn owner_id(&self) -> Option<&str> {
+        self.status.map(|_| &*self.owner_id)
+    }
+
+    /// The account currency, once opened.
+    pub fn currency(&self) -> Option<Currency> {
+        self.currency
+    }
+
+    /// Balance in minor units (0 before opening); never below `-overdraft_limit`.
+    pub fn balance(&self) -> i64 {
+        self.balance
+    }
+
+    /// How far below zero the balance may go (0 before opening).
+    pub fn overdraft_limit(&self) -> i64 {
+        self.overdraft_limit
+    }
+
+    /// `None` when not opened.
+    pub fn status(&self) -> Option<AccountStatus> {
+        self.status
+    }
+
+    /// Number of events applied, i.e. the `sequence` of the last one.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// Folds one event into the state and counts it in `version`.
+///
+/// Never fails or panics. Events out of place (which `decide` never produces, e.g.
+/// a deposit before `AccountOpened`) still only set what they carry.
+pub fn apply(state: &mut Account, event: &AccountEvent) {
+    match event {
+        AccountEvent::AccountOpened {
+            owner_id,
+            currency,
+            overdraft_limit,
+        } => {
+            state.status = Some(AccountStatus::Active);
+            state.currency = Some(*currency);
+            state.owner_id = owner_id.as_str().into();
+            state.overdraft_limit = *overdraft_limit;
+            state.balance = 0;
+        }
+        AccountEvent::FundsDeposited { balance_after, .. }
+        | AccountEvent::FundsWithdrawn { balance_after, .. }
+        | AccountEvent::TransferDebited { balance_after, .. }
+        | AccountEvent::TransferCredited { balance_after, .. }
+        | AccountEvent::TransferRefunded { balance_after, .. } => {
+            state.balance = *balance_after;
+        }
+        AccountEvent::AccountFrozen { .. } => state.status = Some(AccountStatus::Frozen),
+        AccountEvent::AccountUnfrozen { .. } => state.status = Some(AccountStatus::Active),
+        AccountEvent::AccountClosed { .. } => state.status = Some(AccountStatus::Closed),
+    }
+    state.version = state.version.saturating_add(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_is_compact() {
+        assert!(
+            std::mem::size_of::<Account>() <= 72,
+            "{}",
+            std::mem::size_of::<Account>()
+        );
+    }
+
+    #[test]
+    fn default_is_not_opened() {
+        let account = Account::default();
+        assert!(!account.is_open());
+        assert_eq!(account.status(), None);
+        assert_eq!(account.owner_id(), None);
+        assert_eq!(account.currency(), None);
+        assert_eq!((account.balance(), account.version()), (0, 0));
+    }
+
+    #[test]
+    fn status_strings_match_serde() {
+        for status in [
+            AccountStatus::Active,
+            AccountStatus::Frozen,
+            AccountStatus::Closed,
+        ] {
+            assert_eq!(serde_json::to_value(status).expect("ser"), status.as_str());
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What travels on the commands and results topics.
+//!
+//! The gateway and the sagas produce a [`CommandEnvelope`] to `<prefix>.commands`, keyed by the
+//! aggregate id; the processor answers each with exactly one [`CommandResult`] on
+//! `<prefix>.command-results`, keyed by the command id, in the same Kafka transaction as the
+//! events the command caused.
+
+use chrono::{DateTime, Utc};
+use logbook_events::Actor;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{AccountCommand, RejectionKind};
+
+/// A command addressed to one account, with who sent it and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandEnvelope {
+    /// Unique per intent: a retry of the same intent reuses it, and it is applied at most once.
+    pub command_id: Uuid,
+    pub aggregate_id: Uuid,
+    pub correlation_id: Uuid,
+    /// The message that caused this command (the event, for saga steps); the command itself
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    pub actor: Actor,
+    pub issued_at: DateTime<Utc>,
+    /// W3C trace context of the request, carried on into the events' headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub command: AccountCommand,
+}
+
+impl CommandEnvelope {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// The outcome of one command, as the processor committed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub command_id: Uuid,
+    pub aggregate_id: Uuid,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The command's events are in the log.
+    Accepted {
+        /// The aggregate's version after the command (its last event's sequence).
+        version: u64,
+        /// Token of the position of the command's last event (read-your-writes).
+        position: String,
+        /// True when the command id had been applied before and this is its earlier outcome.
+        duplicate: bool,
+    },
+    /// The command broke a rule: no event was written.
+    Rejected {
+        kind: RejectionKind,
+        code: String,
+        message: String,
+    },
+}
+
+impl CommandResult {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_result_round_trip() {
+        let envelope = CommandEnvelope {
+            command_id: Uuid::now_v7(),
+            aggregate_id: Uuid::now_v7(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            actor: Actor { sub: "svc".into(), role: "service".into() },
+            issued_at: Utc::now(),
+            traceparent: None,
+            command: AccountCommand::Deposit { amount: 5, reference: None },
+        };
+        let decoded = CommandEnvelope::decode(&envelope.encode()).expect("decodes");
+        assert_eq!(decoded, envelope);
+        let result = CommandResult {
+            command_id: envelope.command_id,
+            aggregate_id: envelope.aggregate_id,
+            outcome: Outcome::Rejected {
+                kind: RejectionKind::Conflict,
+                code: "insufficient_funds".into(),
+                message: "insufficient funds".into(),
+            },
+        };
+        let json = String::from_utf8(result.encode()).expect("utf8");
+        assert!(json.contains("\"outcome\":\"rejected\""), "{json}");
+        assert_eq!(CommandResult::decode(json.as_bytes()).expect("decodes"), result);
+    }
+}

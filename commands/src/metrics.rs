@@ -1,0 +1,29 @@
+//! The write side's Prometheus metrics (recorded through the `metrics` facade; the binary
+//! installs the exporter that serves them on `/metrics`).
+
+use metrics::{counter, histogram};
+
+/// A transaction committed with `commands` results and `events` events.
+pub fn batch_committed(commands: usize, events: usize) {
+    counter!("logbook_processor_transactions_total", "outcome" => "committed").increment(1);
+    counter!("logbook_events_appended_total").increment(events as u64);
+    counter!("logbook_processor_commands_total").increment(commands as u64);
+    histogram!("logbook_processor_batch_size").record(commands as f64);
+}
+
+/// A transaction was aborted (or lost with its producer).
+pub fn transaction_aborted() {
+    counter!("logbook_processor_transactions_total", "outcome" => "aborted").increment(1);
+}
+
+/// A partition was restored from the log.
+pub fn partition_restored(events: i64, seconds: f64) {
+    counter!("logbook_processor_restores_total").increment(1);
+    counter!("logbook_processor_restored_events_total").increment(events.max(0) as u64);
+    histogram!("logbook_processor_restore_seconds").record(seconds);
+}
+
+/// The consumer group moved partitions.
+pub fn rebalanced(kind: &'static str) {
+    counter!("logbook_rebalances_total", "role" => "processor", "kind" => kind).increment(1);
+}

@@ -1,0 +1,117 @@
+//! librdkafka callbacks of the processor's clients.
+//!
+//! [`RebalanceContext`] counts an *epoch* per commands partition: every assignment or revocation
+//! moves it on. A message is processed only if it was received in the partition's current epoch
+//! and the partition's state was restored in that same epoch, so nothing fetched or restored
+//! under an earlier ownership is ever used. [`DeliveryContext`] collects the offsets the broker
+//! gave to the records of the open transaction (they become the `position` tokens).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::{ClientContext, Message};
+
+/// Per-partition ownership epochs of the commands topic.
+#[derive(Debug, Default)]
+pub struct RebalanceContext {
+    epochs: Mutex<HashMap<i32, u64>>,
+    counter: Mutex<u64>,
+}
+
+impl RebalanceContext {
+    /// The current epoch of a partition; `None` when not assigned.
+    pub fn epoch(&self, partition: i32) -> Option<u64> {
+        self.epochs.lock().ok()?.get(&partition).copied()
+    }
+
+    fn bump(&self, partitions: impl Iterator<Item = i32>, assigned: bool) {
+        let (Ok(mut epochs), Ok(mut counter)) = (self.epochs.lock(), self.counter.lock()) else {
+            return;
+        };
+        for partition in partitions {
+            *counter += 1;
+            if assigned {
+                epochs.insert(partition, *counter);
+            } else {
+                epochs.remove(&partition);
+            }
+        }
+    }
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "commands partitions revoked");
+            crate::metrics::rebalanced("revoke");
+            self.bump(partitions.into_iter(), false);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(?partitions, "commands partitions assigned");
+                crate::metrics::rebalanced("assign");
+                self.bump(partitions.into_iter(), true);
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Offsets of the records produced in the open transaction, by the index given at send time.
+#[derive(Debug, Default)]
+pub struct DeliveryContext {
+    deliveries: Mutex<Deliveries>,
+}
+
+#[derive(Debug, Default)]
+struct Deliveries {
+    offsets: HashMap<usize, i64>,
+    failures: Vec<String>,
+}
+
+impl DeliveryContext {
+    /// Forgets the previous transaction's deliveries.
+    pub fn reset(&self) {
+        if let Ok(mut deliveries) = self.deliveries.lock() {
+            deliveries.offsets.clear();
+            deliveries.failures.clear();
+        }
+    }
+
+    /// Offsets by record index, or the first delivery failure.
+    pub fn take(&self) -> Result<HashMap<usize, i64>, String> {
+        let mut deliveries = self.deliveries.lock().map_err(|_| "poisoned".to_string())?;
+        if let Some(failure) = deliveries.failures.first() {
+            return Err(failure.clone());
+        }
+        Ok(std::mem::take(&mut deliveries.offsets))
+    }
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let Ok(mut deliveries) = self.deliveries.lock() else {
+            return;
+        };
+        match result {
+            Ok(message) => {
+                deliveries.offsets.insert(index, message.offset());
+            }
+            Err((error, _)) => deliveries.failures.push(error.to_string()),
+        }
+    }
+}

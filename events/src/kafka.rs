@@ -1,0 +1,113 @@
+//! Kafka connection settings and the topic names Logbook uses.
+//!
+//! Every Kafka client in Logbook (gateway, processors, projectors, tools) starts from
+//! [`KafkaSettings::client_config`], so security options (TLS, SASL) are set in one place.
+
+use rdkafka::ClientConfig;
+
+use crate::secret::Secret;
+
+/// How to reach the Kafka cluster. Built from the process settings (flags and `LOGBOOK_*`).
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`, comma separated.
+    pub brokers: String,
+    /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanisms`, e.g. SCRAM-SHA-512 or PLAIN.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<Secret>,
+    /// `ssl.ca.location`: CA bundle that signed the brokers' certificates.
+    pub ssl_ca_location: Option<String>,
+    /// Prefix of the three topic names (`<prefix>.commands`, …).
+    pub topic_prefix: String,
+}
+
+impl KafkaSettings {
+    /// Plaintext settings for a broker list, default topic prefix. For tests and tools.
+    pub fn plaintext(brokers: impl Into<String>, topic_prefix: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            topic_prefix: topic_prefix.into(),
+        }
+    }
+
+    /// The topic names under the configured prefix.
+    pub fn topics(&self) -> Topics {
+        Topics::with_prefix(&self.topic_prefix)
+    }
+
+    /// A client configuration with the connection and security options set; callers add the
+    /// options of their role (transactional id, group id, isolation level …).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        config.set("client.dns.lookup", "use_all_dns_ips");
+        if let Some(protocol) = &self.security_protocol {
+            config.set("security.protocol", protocol);
+        }
+        if let Some(mechanism) = &self.sasl_mechanism {
+            config.set("sasl.mechanisms", mechanism);
+        }
+        if let Some(username) = &self.sasl_username {
+            config.set("sasl.username", username);
+        }
+        if let Some(password) = &self.sasl_password {
+            config.set("sasl.password", password.expose());
+        }
+        if let Some(ca) = &self.ssl_ca_location {
+            config.set("ssl.ca.location", ca);
+        }
+        config
+    }
+}
+
+/// The three topics of one Logbook installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// Commands from the gateway and the sagas, keyed by aggregate id.
+    pub commands: String,
+    /// The event log: same partition count and key as `commands`.
+    pub events: String,
+    /// One result record per command, keyed by command id.
+    pub results: String,
+}
+
+impl Topics {
+    /// `<prefix>.commands`, `<prefix>.events`, `<prefix>.command-results`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            commands: format!("{prefix}.commands"),
+            events: format!("{prefix}.events"),
+            results: format!("{prefix}.command-results"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_the_prefix() {
+        let topics = Topics::with_prefix("logbook");
+        assert_eq!(topics.commands, "logbook.commands");
+        assert_eq!(topics.events, "logbook.events");
+        assert_eq!(topics.results, "logbook.command-results");
+    }
+
+    #[test]
+    fn sasl_password_is_passed_but_never_debug_printed() {
+        let mut settings = KafkaSettings::plaintext("127.0.0.1:1", "t");
+        settings.sasl_password = Some(Secret::new("kafka-pass-123"));
+        let config = settings.client_config();
+        assert_eq!(config.get("sasl.password"), Some("kafka-pass-123"));
+        assert!(!format!("{settings:?}").contains("kafka-pass-123"));
+    }
+}
