@@ -92,10 +92,16 @@ mod tests {
             aggregate_id: Uuid::now_v7(),
             correlation_id: Uuid::now_v7(),
             causation_id: None,
-            actor: Actor { sub: "svc".into(), role: "service".into() },
+            actor: Actor {
+                sub: "svc".into(),
+                role: "service".into(),
+            },
             issued_at: Utc::now(),
             traceparent: None,
-            command: AccountCommand::Deposit { amount: 5, reference: None },
+            command: AccountCommand::Deposit {
+                amount: 5,
+                reference: None,
+            },
         };
         let decoded = CommandEnvelope::decode(&envelope.encode()).expect("decodes");
         assert_eq!(decoded, envelope);
@@ -110,6 +116,9 @@ mod tests {
         };
         let json = String::from_utf8(result.encode()).expect("utf8");
         assert!(json.contains("\"outcome\":\"rejected\""), "{json}");
-        assert_eq!(CommandResult::decode(json.as_bytes()).expect("decodes"), result);
+        assert_eq!(
+            CommandResult::decode(json.as_bytes()).expect("decodes"),
+            result
+        );
     }
 }

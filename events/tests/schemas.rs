@@ -12,7 +12,6 @@ use jsonschema::Validator;
 use logbook_events::{
     ALL_EVENT_TYPES, AccountEvent, Actor, Currency, EventEnvelope, EventMeta, ZERO_HASH, encode,
 };
-use proptest::prelude::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -342,106 +341,4 @@ fn invalid_envelopes_fail_validation() {
     let mut extra = good;
     extra["extra"] = json!(1);
     assert!(!schema.is_valid(&extra));
-}
-
-fn arb_event() -> impl Strategy<Value = AccountEvent> {
-    let amount = 1..=MAX_AMOUNT;
-    let balance = any::<i64>();
-    let text = |max: usize| {
-        proptest::option::of(proptest::collection::vec(any::<char>(), 0..=max))
-            .prop_map(|chars| chars.map(|c| c.into_iter().collect::<String>()))
-    };
-    let currency = "[A-Z]{3}".prop_map(|c| Currency::parse(&c).expect("valid"));
-    let uuid = any::<u128>().prop_map(Uuid::from_u128);
-    prop_oneof![
-        ("[a-z0-9-]{1,128}", currency.clone(), 0..=MAX_AMOUNT).prop_map(|(o, c, l)| {
-            AccountEvent::AccountOpened {
-                owner_id: o,
-                currency: c,
-                overdraft_limit: l,
-            }
-        }),
-        (amount.clone(), balance.clone(), text(140)).prop_map(
-            |(amount, balance_after, reference)| {
-                AccountEvent::FundsDeposited {
-                    amount,
-                    balance_after,
-                    reference,
-                }
-            }
-        ),
-        (amount.clone(), balance.clone(), text(140)).prop_map(
-            |(amount, balance_after, reference)| {
-                AccountEvent::FundsWithdrawn {
-                    amount,
-                    balance_after,
-                    reference,
-                }
-            }
-        ),
-        (
-            uuid.clone(),
-            uuid.clone(),
-            amount.clone(),
-            currency,
-            balance.clone(),
-            text(140)
-        )
-            .prop_map(
-                |(transfer_id, to_account_id, amount, currency, balance_after, reference)| {
-                    AccountEvent::TransferDebited {
-                        transfer_id,
-                        to_account_id,
-                        amount,
-                        currency,
-                        balance_after,
-                        reference,
-                    }
-                }
-            ),
-        (
-            uuid.clone(),
-            uuid.clone(),
-            amount.clone(),
-            balance.clone(),
-            text(140)
-        )
-            .prop_map(
-                |(transfer_id, from_account_id, amount, balance_after, reference)| {
-                    AccountEvent::TransferCredited {
-                        transfer_id,
-                        from_account_id,
-                        amount,
-                        balance_after,
-                        reference,
-                    }
-                }
-            ),
-        (uuid, amount, balance, "[^\u{0}]{1,50}").prop_map(
-            |(transfer_id, amount, balance_after, reason)| {
-                AccountEvent::TransferRefunded {
-                    transfer_id,
-                    amount,
-                    balance_after,
-                    reason,
-                }
-            }
-        ),
-        text(500).prop_map(|reason| AccountEvent::AccountFrozen { reason }),
-        text(500).prop_map(|reason| AccountEvent::AccountUnfrozen { reason }),
-        text(500).prop_map(|reason| AccountEvent::AccountClosed { reason }),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-
-    /// Any in-range event the code can write validates against its schema.
-    #[test]
-    fn arbitrary_valid_events_validate(event in arb_event()) {
-        let data = event.to_data();
-        let errors: Vec<String> =
-            validator(event.event_type()).iter_errors(&data).map(|e| e.to_string()).collect();
-        prop_assert!(errors.is_empty(), "{}: {} -> {:?}", event.event_type(), data, errors);
-    }
 }

@@ -89,7 +89,7 @@ impl AccountCommand {
         }
     }
 
-    /// The checks that need no account state; [`super::decide`] runs them first.
+    /// The checks that need no account state; [`decide`](super::decide) runs them first.
     /// The gateway may call this to answer 422 before producing the command.
     /// `account_id` is the target account (for the distinct-accounts rule).
     pub fn validate(&self, account_id: Uuid) -> Result<(), DomainError> {
@@ -209,6 +209,15 @@ fn check_transfer(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn limit_messages_match_the_constants() {
+        // The `problem` texts above spell the limits out; change both together.
+        assert_eq!(
+            (MAX_OWNER_ID_CHARS, MAX_REFERENCE_CHARS, MAX_REASON_CHARS),
+            (128, 140, 500)
+        );
+    }
 
     #[test]
     fn serde_is_tagged_by_snake_case_type() {

@@ -33,7 +33,7 @@ impl RejectionKind {
     }
 }
 
-/// A command refused by [`super::decide`]. A refusal writes no event.
+/// A command refused by [`decide`](super::decide). A refusal writes no event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("account not found")]

@@ -2,7 +2,7 @@
 //!
 //! - [`command`]: [`AccountCommand`] (what a caller asks for) and its stateless checks.
 //! - [`state`]: [`Account`], the state folded from events with [`apply`].
-//! - [`decide`](mod@decide): [`decide`], the rules that turn a command into events or a
+//! - [`rules`]: [`decide`], the rules that turn a command into events or a
 //!   [`DomainError`].
 //! - [`error`]: [`DomainError`], its [`RejectionKind`] and stable codes.
 //!
@@ -12,8 +12,8 @@
 //! the log always rebuilds the state the processor had.
 
 pub mod command;
-pub mod decide;
 pub mod error;
+pub mod rules;
 pub mod state;
 
 #[cfg(test)]
@@ -22,8 +22,8 @@ mod proptests;
 mod tests;
 
 pub use command::AccountCommand;
-pub use decide::decide;
 pub use error::{DomainError, RejectionKind};
+pub use rules::decide;
 pub use state::{Account, AccountStatus, apply};
 
 /// Largest amount (and overdraft limit) in minor units: 10^15.

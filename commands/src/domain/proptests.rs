@@ -53,7 +53,7 @@ fn command() -> impl Strategy<Value = AccountCommand> {
                 transfer_id, from_account_id, amount, currency, reference,
             }
         ),
-        2 => (transfer_id, amount(), prop_oneof!["[a-z]{0,5}", "z{499,501}".prop_map(|z| z)]).prop_map(
+        2 => (transfer_id, amount(), prop_oneof!["[a-z]{0,5}", "z{499,501}"]).prop_map(
             |(transfer_id, amount, reason)| AccountCommand::RefundTransfer { transfer_id, amount, reason }
         ),
         1 => text(500).prop_map(|reason| AccountCommand::Freeze { reason }),

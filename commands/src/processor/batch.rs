@@ -41,8 +41,16 @@ pub enum PositionRef {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannedOutcome {
-    Accepted { version: u64, position: PositionRef, duplicate: bool },
-    Rejected { kind: RejectionKind, code: &'static str, message: String },
+    Accepted {
+        version: u64,
+        position: PositionRef,
+        duplicate: bool,
+    },
+    Rejected {
+        kind: RejectionKind,
+        code: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +105,11 @@ pub fn plan_batch(
             }
         };
         let outcome = if let Some(&(version, index)) = in_batch.get(&command.command_id) {
-            PlannedOutcome::Accepted { version, position: PositionRef::Pending(index), duplicate: true }
+            PlannedOutcome::Accepted {
+                version,
+                position: PositionRef::Pending(index),
+                duplicate: true,
+            }
         } else if let Some(applied) = state.dedupe.get(&command.command_id) {
             PlannedOutcome::Accepted {
                 version: applied.version,
@@ -111,7 +123,7 @@ pub fn plan_batch(
                 .get(&key)
                 .or_else(|| state.accounts.get(&command.aggregate_id))
                 .cloned()
-                .unwrap_or_default();
+                .unwrap_or_else(|| Slot::new(command.aggregate_id));
             match decide_one(&slot.account, &command) {
                 Err(rejection) => rejection,
                 Ok(events) => {

@@ -13,7 +13,9 @@ use super::contexts::{DeliveryContext, RebalanceContext};
 /// The group member on the commands topic: manual offsets (they go into the transactions),
 /// read_committed (which also makes the committed-offset fetch wait for a previous owner's
 /// pending transaction), incremental rebalances.
-pub fn consumer(settings: &ProcessorSettings) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
+pub fn consumer(
+    settings: &ProcessorSettings,
+) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
     let consumer: BaseConsumer<RebalanceContext> = settings
         .kafka
         .client_config()
@@ -24,7 +26,10 @@ pub fn consumer(settings: &ProcessorSettings) -> Result<BaseConsumer<RebalanceCo
         .set("isolation.level", "read_committed")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", millis(settings.session_timeout))
-        .set("heartbeat.interval.ms", millis(settings.session_timeout / 6))
+        .set(
+            "heartbeat.interval.ms",
+            millis(settings.session_timeout / 6),
+        )
         .set("fetch.wait.max.ms", "20")
         .set("fetch.min.bytes", "1")
         .create_with_context(RebalanceContext::default())?;

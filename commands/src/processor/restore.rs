@@ -21,7 +21,10 @@ pub enum RestoreError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("undecodable event at offset {offset}: {source}")]
-    Codec { offset: i64, source: logbook_events::CodecError },
+    Codec {
+        offset: i64,
+        source: logbook_events::CodecError,
+    },
     #[error(transparent)]
     Fold(#[from] FoldError),
     #[error("restore of partition {0} did not reach the end within {1:?}")]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::{Account, apply};
 
 /// One account as the processor holds it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Slot {
     pub account: Account,
     /// SHA-256 of the account's last event (all zeros before the first).
@@ -20,6 +20,14 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// An account not opened yet.
+    pub fn new(aggregate_id: Uuid) -> Self {
+        Self {
+            account: Account::new(aggregate_id),
+            last_hash: [0; 32],
+        }
+    }
+
     pub fn last_hash_hex(&self) -> String {
         hex::encode(self.last_hash)
     }
@@ -43,7 +51,11 @@ pub struct Dedupe {
 
 impl Dedupe {
     pub fn new(capacity: usize) -> Self {
-        Self { applied: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        Self {
+            applied: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     pub fn get(&self, command_id: &Uuid) -> Option<Applied> {
@@ -83,27 +95,47 @@ pub struct PartitionState {
 #[derive(Debug, thiserror::Error)]
 pub enum FoldError {
     #[error("event {event_id} at offset {offset}: {source}")]
-    Decode { event_id: Uuid, offset: i64, source: logbook_events::CodecError },
-    #[error("event at offset {offset} has sequence {found} for account {aggregate_id}, expected {expected}")]
-    Sequence { aggregate_id: Uuid, offset: i64, expected: u64, found: u64 },
+    Decode {
+        event_id: Uuid,
+        offset: i64,
+        source: logbook_events::CodecError,
+    },
+    #[error(
+        "event at offset {offset} has sequence {found} for account {aggregate_id}, expected {expected}"
+    )]
+    Sequence {
+        aggregate_id: Uuid,
+        offset: i64,
+        expected: u64,
+        found: u64,
+    },
     #[error("event {event_id} at offset {offset} has a bad hash")]
     Hash { event_id: Uuid, offset: i64 },
 }
 
 impl PartitionState {
     pub fn new(dedupe_capacity: usize) -> Self {
-        Self { accounts: HashMap::new(), dedupe: Dedupe::new(dedupe_capacity), next_event_offset: 0 }
+        Self {
+            accounts: HashMap::new(),
+            dedupe: Dedupe::new(dedupe_capacity),
+            next_event_offset: 0,
+        }
     }
 
     /// Folds one committed event of the log into the state (restore path). The log must be
     /// well formed: a gap, a duplicate or a bad hash stops the restore instead of being skipped.
     pub fn fold(&mut self, envelope: &EventEnvelope, position: Position) -> Result<(), FoldError> {
-        let event = envelope.decode_account().map_err(|source| FoldError::Decode {
-            event_id: envelope.event_id,
-            offset: position.offset,
-            source,
-        })?;
-        let slot = self.accounts.entry(envelope.aggregate_id).or_default();
+        let event = envelope
+            .decode_account()
+            .map_err(|source| FoldError::Decode {
+                event_id: envelope.event_id,
+                offset: position.offset,
+                source,
+            })?;
+        let slot = self
+            .accounts
+            .entry(envelope.aggregate_id)
+            .or_insert_with(|| Slot::new(envelope.aggregate_id));
         let expected = slot.account.version() + 1;
         if envelope.sequence != expected {
             return Err(FoldError::Sequence {
@@ -117,13 +149,20 @@ impl PartitionState {
         if hex::decode_to_slice(&envelope.hash, &mut hash).is_err()
             || envelope.prev_hash != slot.last_hash_hex()
         {
-            return Err(FoldError::Hash { event_id: envelope.event_id, offset: position.offset });
+            return Err(FoldError::Hash {
+                event_id: envelope.event_id,
+                offset: position.offset,
+            });
         }
         apply(&mut slot.account, &event);
         slot.last_hash = hash;
         self.dedupe.record(
             envelope.command_id,
-            Applied { aggregate_id: envelope.aggregate_id, version: envelope.sequence, position },
+            Applied {
+                aggregate_id: envelope.aggregate_id,
+                version: envelope.sequence,
+                position,
+            },
         );
         self.next_event_offset = position.offset + 1;
         Ok(())

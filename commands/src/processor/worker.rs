@@ -65,7 +65,13 @@ impl Worker {
     ) -> Result<Self, ProcessorError> {
         let consumer = clients::consumer(&settings)?;
         let producer = clients::transactional_producer(&settings)?;
-        Ok(Self { settings, consumer, producer, owned: HashMap::new(), stop })
+        Ok(Self {
+            settings,
+            consumer,
+            producer,
+            owned: HashMap::new(),
+            stop,
+        })
     }
 
     pub(super) fn run(mut self) -> Result<(), ProcessorError> {
@@ -80,7 +86,8 @@ impl Worker {
                 Err(TxnFailure::Abortable(error)) => {
                     tracing::warn!(%error, "transaction failed: aborting and retrying the batch");
                     crate::metrics::transaction_aborted();
-                    if let Err(abort_error) = self.producer.abort_transaction(self.settings.txn_timeout)
+                    if let Err(abort_error) =
+                        self.producer.abort_transaction(self.settings.txn_timeout)
                     {
                         tracing::error!(%abort_error, "abort failed: recreating the producer");
                         self.recreate_producer()?;
@@ -138,7 +145,8 @@ impl Worker {
             }
         }
         let context = self.consumer.context();
-        self.owned.retain(|partition, owned| context.epoch(*partition) == Some(owned.epoch));
+        self.owned
+            .retain(|partition, owned| context.epoch(*partition) == Some(owned.epoch));
         Ok(batch
             .into_iter()
             .filter(|(epoch, m)| context.epoch(m.partition) == Some(*epoch))
@@ -168,8 +176,11 @@ impl Worker {
 
     /// Decides the batch and writes all of it in one transaction.
     fn transact(&mut self, batch: &[Incoming]) -> Result<(), TxnFailure> {
-        let views: HashMap<i32, &PartitionState> =
-            self.owned.iter().map(|(p, owned)| (*p, &owned.state)).collect();
+        let views: HashMap<i32, &PartitionState> = self
+            .owned
+            .iter()
+            .map(|(p, owned)| (*p, &owned.state))
+            .collect();
         let plan = plan_batch(&views, batch, Utc::now(), &mut Uuid::now_v7);
         let timeout = self.settings.txn_timeout;
         self.producer.context().reset();
@@ -180,10 +191,16 @@ impl Worker {
             let key = event.envelope.aggregate_id.to_string();
             let mut headers = OwnedHeaders::new();
             for (name, value) in event_headers(&event.envelope) {
-                headers = headers.insert(Header { key: name, value: Some(&value) });
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(&value),
+                });
             }
             if let Some(traceparent) = &event.traceparent {
-                headers = headers.insert(Header { key: HEADER_TRACEPARENT, value: Some(traceparent) });
+                headers = headers.insert(Header {
+                    key: HEADER_TRACEPARENT,
+                    value: Some(traceparent),
+                });
             }
             let record = BaseRecord::with_opaque_to(&topics.events, index)
                 .partition(event.partition)
@@ -199,19 +216,29 @@ impl Worker {
         })?;
         let position_of = |reference: PositionRef, partition: i32| match reference {
             PositionRef::Known(position) => Some(position),
-            PositionRef::Pending(index) => offsets.get(&index).map(|o| Position::new(partition, *o)),
+            PositionRef::Pending(index) => {
+                offsets.get(&index).map(|o| Position::new(partition, *o))
+            }
         };
         let mut applied = Vec::new();
         for (index, result) in plan.results.iter().enumerate() {
             let outcome = match &result.outcome {
-                PlannedOutcome::Accepted { version, position, duplicate } => {
+                PlannedOutcome::Accepted {
+                    version,
+                    position,
+                    duplicate,
+                } => {
                     let position = position_of(*position, result.partition).ok_or_else(|| {
-                        TxnFailure::Abortable(KafkaError::MessageProduction(
-                            RDKafkaErrorCode::Fail,
-                        ))
+                        TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
                     })?;
                     if !duplicate {
-                        applied.push((result.partition, result.command_id, result.aggregate_id, *version, position));
+                        applied.push((
+                            result.partition,
+                            result.command_id,
+                            result.aggregate_id,
+                            *version,
+                            position,
+                        ));
                     }
                     Outcome::Accepted {
                         version: *version,
@@ -219,7 +246,11 @@ impl Worker {
                         duplicate: *duplicate,
                     }
                 }
-                PlannedOutcome::Rejected { kind, code, message } => Outcome::Rejected {
+                PlannedOutcome::Rejected {
+                    kind,
+                    code,
+                    message,
+                } => Outcome::Rejected {
                     kind: *kind,
                     code: (*code).to_string(),
                     message: message.clone(),
@@ -245,7 +276,8 @@ impl Worker {
             .consumer
             .group_metadata()
             .ok_or(TxnFailure::Abortable(KafkaError::NoMessageReceived))?;
-        self.producer.send_offsets_to_transaction(&consumed, &group, timeout)?;
+        self.producer
+            .send_offsets_to_transaction(&consumed, &group, timeout)?;
         self.producer.commit_transaction(timeout)?;
         self.merge(plan, applied);
         Ok(())
@@ -275,8 +307,16 @@ impl Worker {
         }
         for (partition, command_id, aggregate_id, version, position) in applied {
             if let Some(owned) = self.owned.get_mut(&partition) {
-                owned.state.dedupe.record(command_id, Applied { aggregate_id, version, position });
-                owned.state.next_event_offset = owned.state.next_event_offset.max(position.offset + 1);
+                owned.state.dedupe.record(
+                    command_id,
+                    Applied {
+                        aggregate_id,
+                        version,
+                        position,
+                    },
+                );
+                owned.state.next_event_offset =
+                    owned.state.next_event_offset.max(position.offset + 1);
             }
         }
     }
@@ -290,9 +330,12 @@ impl Worker {
             *offset = (*offset).min(message.offset);
         }
         for (partition, offset) in first {
-            if let Err(error) =
-                self.consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5))
-            {
+            if let Err(error) = self.consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
                 tracing::warn!(partition, %error, "seek after abort failed: dropping the partition state");
                 self.owned.remove(&partition);
             }

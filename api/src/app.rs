@@ -1,0 +1,144 @@
+//! Building the HTTP application: state, router, middleware, listener, graceful shutdown.
+//!
+//! [`Application::build`] binds the listener (port 0 works: tests read [`Application::port`]) and
+//! connects the gateway; [`Application::run_until`] serves until the shutdown future completes,
+//! then drains open requests and stops the gateway's results listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use logbook_events::KafkaSettings;
+use metrics_exporter_prometheus::PrometheusHandle;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::JwtKeys;
+use crate::gateway::Gateway;
+use crate::settings::Settings;
+
+/// Largest request body accepted (413 beyond).
+const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Option<Arc<Gateway>>,
+    pub jwt: Arc<JwtKeys>,
+    pub db: Option<PgPool>,
+    pub kafka_probe: Arc<KafkaProbe>,
+    pub metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A small client used only to see whether Kafka answers.
+pub struct KafkaProbe {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl KafkaProbe {
+    pub fn new(kafka: &KafkaSettings) -> Result<Self, rdkafka::error::KafkaError> {
+        Ok(Self {
+            consumer: kafka.client_config().create()?,
+            topic: kafka.topics().events,
+        })
+    }
+
+    /// Blocking: metadata of the events topic within `timeout`.
+    pub fn check(&self, timeout: Duration) -> bool {
+        self.consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map(|m| m.topics().iter().all(|t| t.error().is_none()))
+            .unwrap_or(false)
+    }
+}
+
+impl std::fmt::Debug for KafkaProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProbe")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet serving HTTP application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    gateway: Option<Arc<Gateway>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects everything the HTTP role needs and binds its address.
+    pub async fn build(settings: &Settings, db: Option<PgPool>) -> anyhow::Result<Self> {
+        let kafka = settings.require_kafka()?;
+        let jwt = Arc::new(JwtKeys::hs256(settings.require_jwt_secret()?));
+        let gateway = Gateway::start(kafka, settings.command_timeout).await?;
+        let kafka_probe = Arc::new(KafkaProbe::new(kafka)?);
+        let state = AppState {
+            gateway: Some(gateway.clone()),
+            jwt,
+            db,
+            kafka_probe,
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        let router = crate::routes::router(state)
+            .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                settings.command_timeout + Duration::from_secs(5),
+            ))
+            .layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind(settings.require_http_addr()?).await?;
+        Ok(Self {
+            listener,
+            router,
+            gateway: Some(gateway),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` completes, then finishes open requests and stops.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "HTTP API listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        if let Some(gateway) = self.gateway {
+            tokio::task::spawn_blocking(move || gateway.shutdown()).await?;
+        }
+        Ok(())
+    }
+}

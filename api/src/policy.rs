@@ -1,0 +1,110 @@
+//! Authorization: the role matrix of DESIGN.md §7 as one table.
+//!
+//! [`access`] answers what a role may do for an [`Action`]: nothing, only on what it owns, or
+//! everything. Ownership of an account is checked where the account's state is known: by the
+//! command processor for commands, by the query for reads. A customer asking about an account
+//! it does not own is answered 404, never 403, so existence is not revealed.
+
+use crate::auth::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    OpenAccount,
+    Deposit,
+    Withdraw,
+    Transfer,
+    Freeze,
+    Unfreeze,
+    Close,
+    /// Status and currency of an account.
+    ReadAccountStatus,
+    /// Balance and everything else of an account.
+    ReadAccount,
+    ReadTransactions,
+    Audit,
+    ExportEvents,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Denied,
+    /// Only on accounts the principal owns (owner_id = sub).
+    Own,
+    Any,
+}
+
+use Access::{Any, Denied, Own};
+use Action::*;
+
+/// Columns: customer, support, auditor, analyst, service, admin.
+const MATRIX: &[(Action, [Access; 6])] = &[
+    (OpenAccount, [Own, Denied, Denied, Denied, Any, Any]),
+    (Deposit, [Own, Denied, Denied, Denied, Any, Any]),
+    (Withdraw, [Own, Denied, Denied, Denied, Any, Any]),
+    (Transfer, [Own, Denied, Denied, Denied, Any, Any]),
+    (Freeze, [Denied, Any, Denied, Denied, Any, Any]),
+    (Unfreeze, [Denied, Any, Denied, Denied, Any, Any]),
+    (Close, [Own, Denied, Denied, Denied, Any, Any]),
+    (ReadAccountStatus, [Own, Any, Any, Denied, Any, Any]),
+    (ReadAccount, [Own, Denied, Any, Denied, Any, Any]),
+    (ReadTransactions, [Own, Denied, Any, Denied, Any, Any]),
+    (Audit, [Denied, Denied, Any, Denied, Denied, Any]),
+    (ExportEvents, [Denied, Denied, Any, Any, Denied, Any]),
+    (Admin, [Denied, Denied, Denied, Denied, Denied, Any]),
+];
+
+/// What `role` may do for `action`.
+pub fn access(role: Role, action: Action) -> Access {
+    let column = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+    MATRIX
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map_or(Denied, |(_, row)| row[column])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_row() {
+        let all = [
+            OpenAccount,
+            Deposit,
+            Withdraw,
+            Transfer,
+            Freeze,
+            Unfreeze,
+            Close,
+            ReadAccountStatus,
+            ReadAccount,
+            ReadTransactions,
+            Audit,
+            ExportEvents,
+            Admin,
+        ];
+        for action in all {
+            assert!(
+                MATRIX.iter().any(|(a, _)| *a == action),
+                "{action:?} has no row"
+            );
+        }
+    }
+
+    #[test]
+    fn the_matrix_reads_back_as_designed() {
+        assert_eq!(access(Role::Customer, Deposit), Own);
+        assert_eq!(access(Role::Support, Freeze), Any);
+        assert_eq!(access(Role::Support, ReadAccount), Denied);
+        assert_eq!(access(Role::Support, ReadAccountStatus), Any);
+        assert_eq!(access(Role::Auditor, Deposit), Denied);
+        assert_eq!(access(Role::Auditor, Audit), Any);
+        assert_eq!(access(Role::Analyst, ReadAccount), Denied);
+        assert_eq!(access(Role::Analyst, ExportEvents), Any);
+        assert_eq!(access(Role::Service, Admin), Denied);
+        for action in [OpenAccount, Withdraw, Audit, Admin, ExportEvents] {
+            assert_eq!(access(Role::Admin, action), Any);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! HTTP errors as RFC 9457 `application/problem+json`.
+//!
+//! Every failure of a request becomes one [`ApiError`] variant with one status and a stable
+//! `type` URI. Internal errors are logged once here and answered without details.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use logbook_commands::domain::RejectionKind;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One invalid field: a JSON pointer into the request body and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{message}")]
+    Rejected {
+        kind: RejectionKind,
+        code: String,
+        message: String,
+    },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error(
+        "the command {command_id} was sent but its result did not arrive in time; retry with the same Idempotency-Key"
+    )]
+    Timeout { command_id: Uuid },
+    #[error("the service is not ready")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_id: Option<Uuid>,
+}
+
+impl ApiError {
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+
+    /// Status, stable problem code and title.
+    fn parts(&self) -> (StatusCode, &str, &'static str) {
+        match self {
+            ApiError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
+            ApiError::Rejected { kind, code, .. } => match kind {
+                RejectionKind::NotFound => (StatusCode::NOT_FOUND, code, "Not found"),
+                RejectionKind::Conflict => (StatusCode::CONFLICT, code, "Command rejected"),
+                RejectionKind::Invalid => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid command")
+                }
+            },
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Timeout { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "command_timeout",
+                "Result not in time",
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+/// The stable `type` URI of a problem code.
+pub fn problem_type(code: &str) -> String {
+    format!("urn:logbook:problem:{code}")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "internal error");
+        }
+        let (status, code, title) = self.parts();
+        let problem = Problem {
+            type_uri: problem_type(code),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            command_id: match &self {
+                ApiError::Timeout { command_id } => Some(*command_id),
+                _ => None,
+            },
+            errors: match self {
+                ApiError::Validation(errors) => errors,
+                _ => Vec::new(),
+            },
+        };
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let response =
+            ApiError::internal(anyhow::anyhow!("password=hunter2 at db")).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..])
+        );
+    }
+
+    #[test]
+    fn rejections_map_to_their_status() {
+        let rejected = |kind| ApiError::Rejected {
+            kind,
+            code: "x".into(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            rejected(RejectionKind::NotFound).parts().0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            rejected(RejectionKind::Conflict).parts().0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            rejected(RejectionKind::Invalid).parts().0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Running the long-lived roles (`serve`, `process`, `all`) until a shutdown signal.
+//!
+//! Every role gets the same shutdown signal; when one role fails, the others are told to stop
+//! too, so a process never limps on half-alive.
+
+use std::future::Future;
+
+use logbook_commands::processor::{Processor, ProcessorSettings};
+use tokio::sync::watch;
+
+use crate::app::Application;
+use crate::settings::Settings;
+
+/// Which roles run in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub http: bool,
+    pub processor: bool,
+}
+
+impl Roles {
+    pub const SERVE: Roles = Roles {
+        http: true,
+        processor: false,
+    };
+    pub const PROCESS: Roles = Roles {
+        http: false,
+        processor: true,
+    };
+    pub const ALL: Roles = Roles {
+        http: true,
+        processor: true,
+    };
+}
+
+/// A shutdown signal that many tasks can wait on.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (sender, receiver) = watch::channel(false);
+        (sender, Shutdown(receiver))
+    }
+
+    /// Completes when shutdown is asked for (or the sender is gone).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut receiver = self.0.clone();
+        async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// The processor settings derived from the process settings.
+pub fn processor_settings(settings: &Settings) -> ProcessorSettings {
+    let mut processor = ProcessorSettings::new(
+        settings.kafka.clone(),
+        format!("{}.processors", settings.kafka.topic_prefix),
+    );
+    processor.batch_max = settings.processor_batch_max;
+    processor.batch_linger = settings.processor_linger;
+    processor
+}
+
+/// Runs the chosen roles until `shutdown` fires or one of them fails.
+pub async fn run(settings: Settings, roles: Roles, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (stop_all, local) = Shutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if roles.processor {
+        let processor = processor_settings(&settings);
+        let stop = local.wait();
+        tasks.spawn(async move {
+            Processor::run_until(processor, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+    if roles.http {
+        let db = match settings.database_url.as_deref() {
+            Some(url) => Some(logbook_projections::db::pool(
+                logbook_projections::db::options(url, settings.database_password.as_ref())?,
+                settings.database_max_connections,
+            )),
+            None => None,
+        };
+        let app = Application::build(&settings, db).await?;
+        let stop = local.wait();
+        tasks.spawn(async move { app.run_until(stop).await });
+    }
+    let outer = shutdown.wait();
+    tokio::pin!(outer);
+    let mut first_error = None;
+    loop {
+        tokio::select! {
+            () = &mut outer => { let _ = stop_all.send(true); }
+            joined = tasks.join_next() => match joined {
+                None => break,
+                Some(result) => {
+                    let result = result.map_err(anyhow::Error::from).and_then(|r| r);
+                    if let Err(error) = result {
+                        tracing::error!(error = format!("{error:#}"), "a role failed: stopping the others");
+                        first_error.get_or_insert(error);
+                    }
+                    let _ = stop_all.send(true);
+                }
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,244 @@
+//! Command endpoints: open, deposit, withdraw, freeze, unfreeze, close.
+//!
+//! Each handler checks the role matrix, parses and validates the body, builds the command and
+//! hands it to [`crate::routes::execute`]. Ownership (a customer acts only on its own
+//! accounts) is checked by the processor, which holds the account's state.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use logbook_commands::domain::{
+    AccountCommand, MAX_AMOUNT, MAX_OWNER_ID_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHARS,
+};
+use logbook_events::Currency;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{CommandRequest, execute, parse_body, parse_id, require};
+use crate::app::AppState;
+use crate::auth::{Principal, Role};
+use crate::policy::Action;
+use crate::problem::{ApiError, FieldError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccountBody {
+    pub owner_id: String,
+    pub currency: String,
+    pub overdraft_limit: Option<i64>,
+    pub account_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountBody {
+    pub amount: i64,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Option<String>,
+}
+
+/// POST /v1/accounts
+pub async fn open_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::OpenAccount)?;
+    let body: OpenAccountBody = parse_body(&body)?;
+    let mut errors = Vec::new();
+    let owner_chars = body.owner_id.chars().count();
+    if owner_chars == 0 || owner_chars > MAX_OWNER_ID_CHARS {
+        errors.push(FieldError::new(
+            "/owner_id",
+            format!("1 to {MAX_OWNER_ID_CHARS} characters"),
+        ));
+    }
+    let currency = Currency::parse(&body.currency);
+    if currency.is_err() {
+        errors.push(FieldError::new(
+            "/currency",
+            "a three-letter ISO 4217 code, e.g. EUR",
+        ));
+    }
+    let overdraft_limit = body.overdraft_limit.unwrap_or(0);
+    if !(0..=MAX_AMOUNT).contains(&overdraft_limit) {
+        errors.push(FieldError::new(
+            "/overdraft_limit",
+            format!("0 to {MAX_AMOUNT}"),
+        ));
+    }
+    if principal.role == Role::Customer && body.owner_id != principal.sub {
+        return Err(ApiError::Forbidden);
+    }
+    let (Ok(currency), true) = (currency, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let request = CommandRequest::new(&principal, &headers);
+    // A retried open (same Idempotency-Key) must name the same account.
+    let account_id = body
+        .account_id
+        .unwrap_or_else(|| request.derived_id("account").unwrap_or_else(Uuid::now_v7));
+    let command = AccountCommand::Open {
+        owner_id: body.owner_id,
+        currency,
+        overdraft_limit,
+    };
+    let accepted = execute(&state, request, account_id, command).await?;
+    let location = format!("/v1/accounts/{account_id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(accepted),
+    )
+        .into_response())
+}
+
+/// POST /v1/accounts/{id}/deposits
+pub async fn deposit(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    money(state, principal, id, headers, body, Action::Deposit).await
+}
+
+/// POST /v1/accounts/{id}/withdrawals
+pub async fn withdraw(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    money(state, principal, id, headers, body, Action::Withdraw).await
+}
+
+async fn money(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    action: Action,
+) -> Result<Response, ApiError> {
+    require(&principal, action)?;
+    let account_id = parse_id(&id)?;
+    let body: AmountBody = parse_body(&body)?;
+    let mut errors = Vec::new();
+    if !(1..=MAX_AMOUNT).contains(&body.amount) {
+        errors.push(FieldError::new(
+            "/amount",
+            format!("a whole number of minor units, 1 to {MAX_AMOUNT}"),
+        ));
+    }
+    check_text(
+        &mut errors,
+        "/reference",
+        &body.reference,
+        MAX_REFERENCE_CHARS,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (amount, reference) = (body.amount, body.reference);
+    let command = match action {
+        Action::Withdraw => AccountCommand::Withdraw { amount, reference },
+        _ => AccountCommand::Deposit { amount, reference },
+    };
+    let accepted = execute(
+        &state,
+        CommandRequest::new(&principal, &headers),
+        account_id,
+        command,
+    )
+    .await?;
+    Ok(Json(accepted).into_response())
+}
+
+/// POST /v1/accounts/{id}/freeze
+pub async fn freeze(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    status_change(state, principal, id, headers, body, Action::Freeze).await
+}
+
+/// POST /v1/accounts/{id}/unfreeze
+pub async fn unfreeze(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    status_change(state, principal, id, headers, body, Action::Unfreeze).await
+}
+
+/// POST /v1/accounts/{id}/close
+pub async fn close(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    status_change(state, principal, id, headers, body, Action::Close).await
+}
+
+async fn status_change(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    action: Action,
+) -> Result<Response, ApiError> {
+    require(&principal, action)?;
+    let account_id = parse_id(&id)?;
+    let body: ReasonBody = if body.is_empty() {
+        ReasonBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let mut errors = Vec::new();
+    check_text(&mut errors, "/reason", &body.reason, MAX_REASON_CHARS);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let reason = body.reason;
+    let command = match action {
+        Action::Freeze => AccountCommand::Freeze { reason },
+        Action::Unfreeze => AccountCommand::Unfreeze { reason },
+        _ => AccountCommand::Close { reason },
+    };
+    let accepted = execute(
+        &state,
+        CommandRequest::new(&principal, &headers),
+        account_id,
+        command,
+    )
+    .await?;
+    Ok(Json(accepted).into_response())
+}
+
+fn check_text(errors: &mut Vec<FieldError>, pointer: &str, value: &Option<String>, max: usize) {
+    if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+        errors.push(FieldError::new(
+            pointer,
+            format!("at most {max} characters"),
+        ));
+    }
+}

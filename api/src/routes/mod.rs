@@ -1,0 +1,240 @@
+//! The HTTP routes and what the command handlers share: role checks, body parsing, and
+//! [`execute`], which turns a command into an envelope, sends it through the gateway and maps
+//! its result to a response.
+
+pub mod commands;
+pub mod health;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use chrono::Utc;
+use logbook_commands::domain::AccountCommand;
+use logbook_commands::envelope::{CommandEnvelope, Outcome};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::gateway::GatewayError;
+use crate::policy::{Access, Action, access};
+use crate::problem::{ApiError, FieldError};
+
+/// Namespace of the command ids derived from Idempotency-Keys (UUID v5).
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6762_6f6f_6b00_8000_0000_0000_0001);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/accounts", post(commands::open_account))
+        .route("/v1/accounts/{id}/deposits", post(commands::deposit))
+        .route("/v1/accounts/{id}/withdrawals", post(commands::withdraw))
+        .route("/v1/accounts/{id}/freeze", post(commands::freeze))
+        .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
+        .route("/v1/accounts/{id}/close", post(commands::close))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}
+
+/// The body of a successful command.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub account_id: Uuid,
+    pub command_id: Uuid,
+    pub version: u64,
+    /// Opaque token: pass it as `min_position` to read your own write.
+    pub position: String,
+    /// True when this command id had been applied before (a retry).
+    pub duplicate: bool,
+}
+
+/// What a command request carries besides the command: who, which id, which trace.
+#[derive(Debug)]
+pub struct CommandRequest {
+    actor: logbook_events::Actor,
+    idempotency_key: Option<String>,
+    sub: String,
+    traceparent: Option<String>,
+}
+
+impl CommandRequest {
+    pub fn new(principal: &Principal, headers: &HeaderMap) -> Self {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Self {
+            actor: principal.actor(),
+            idempotency_key: header("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 255),
+            sub: principal.sub.clone(),
+            traceparent: header("traceparent").filter(|t| valid_traceparent(t)),
+        }
+    }
+
+    /// An id derived from the principal's Idempotency-Key, so a retry gets the same one.
+    pub fn derived_id(&self, purpose: &str) -> Option<Uuid> {
+        self.idempotency_key.as_ref().map(|key| {
+            Uuid::new_v5(
+                &IDEMPOTENCY_NAMESPACE,
+                format!("{}\n{}\n{}", self.sub, key, purpose).as_bytes(),
+            )
+        })
+    }
+}
+
+/// Sends `command` for `account_id` and waits for its result.
+pub async fn execute(
+    state: &AppState,
+    request: CommandRequest,
+    account_id: Uuid,
+    command: AccountCommand,
+) -> Result<Accepted, ApiError> {
+    let gateway = state.gateway.as_ref().ok_or(ApiError::Unavailable)?;
+    let command_id = request.derived_id("command").unwrap_or_else(Uuid::now_v7);
+    let name = command.name();
+    let envelope = CommandEnvelope {
+        command_id,
+        aggregate_id: account_id,
+        correlation_id: command_id,
+        causation_id: None,
+        actor: request.actor,
+        issued_at: Utc::now(),
+        traceparent: Some(request.traceparent.unwrap_or_else(new_traceparent)),
+        command,
+    };
+    let started = Instant::now();
+    let result = gateway.send(&envelope).await;
+    let outcome = match &result {
+        Ok(result) => match &result.outcome {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Rejected { .. } => "rejected",
+        },
+        Err(GatewayError::Timeout(_)) => "timeout",
+        Err(_) => "error",
+    };
+    metrics::histogram!("logbook_command_duration_seconds", "command" => name, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("logbook_commands_total", "command" => name, "outcome" => outcome)
+        .increment(1);
+    match result {
+        Ok(result) => match result.outcome {
+            Outcome::Accepted {
+                version,
+                position,
+                duplicate,
+            } => Ok(Accepted {
+                account_id,
+                command_id,
+                version,
+                position,
+                duplicate,
+            }),
+            Outcome::Rejected {
+                kind,
+                code,
+                message,
+            } => Err(ApiError::Rejected {
+                kind,
+                code,
+                message,
+            }),
+        },
+        Err(GatewayError::Timeout(command_id)) => Err(ApiError::Timeout { command_id }),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// 403 unless the role may do `action` at all (ownership is checked later).
+pub fn require(principal: &Principal, action: Action) -> Result<(), ApiError> {
+    match access(principal.role, action) {
+        Access::Denied => {
+            tracing::info!(
+                target: "logbook::security",
+                sub = %principal.sub,
+                role = principal.role.as_str(),
+                ?action,
+                "permission denied"
+            );
+            Err(ApiError::Forbidden)
+        }
+        Access::Own | Access::Any => Ok(()),
+    }
+}
+
+/// Parses a JSON body; any syntax or type error is a 422 with the serde message.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::Validation(vec![FieldError::new(
+            "",
+            format!("invalid JSON body: {error}"),
+        )])
+    })
+}
+
+/// Parses an account id from the path.
+pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::Validation(vec![FieldError::new("/path/id", "not a UUID")]))
+}
+
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    parts.len() == 4
+        && [2, 32, 16, 2].iter().zip(&parts).all(|(len, part)| {
+            part.len() == *len
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+}
+
+fn new_traceparent() -> String {
+    let trace = Uuid::new_v4().simple().to_string();
+    let span = &Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace}-{span}-01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_checked_and_generated_well_formed() {
+        assert!(valid_traceparent(&new_traceparent()));
+        assert!(!valid_traceparent("00-xyz-abc-01"));
+        assert!(!valid_traceparent(
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"
+        ));
+    }
+
+    #[test]
+    fn idempotency_keys_derive_stable_ids_per_principal() {
+        let request = |sub: &str, key: &str| CommandRequest {
+            actor: logbook_events::Actor {
+                sub: sub.into(),
+                role: "service".into(),
+            },
+            idempotency_key: Some(key.into()),
+            sub: sub.into(),
+            traceparent: None,
+        };
+        assert_eq!(
+            request("a", "k1").derived_id("command"),
+            request("a", "k1").derived_id("command")
+        );
+        assert_ne!(
+            request("a", "k1").derived_id("command"),
+            request("b", "k1").derived_id("command")
+        );
+        assert_ne!(
+            request("a", "k1").derived_id("command"),
+            request("a", "k1").derived_id("account")
+        );
+    }
+}

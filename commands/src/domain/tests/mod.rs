@@ -1,0 +1,137 @@
+//! Rule-by-rule tests of the aggregate in given-events / when-command / then style:
+//! the shared helpers and fixtures; the rules are in `lifecycle` and `money`.
+
+use logbook_events::{AccountEvent, Currency};
+use uuid::Uuid;
+
+use super::*;
+
+mod lifecycle;
+mod money;
+
+pub(super) const ME: Uuid = Uuid::from_u128(0xA);
+pub(super) const OTHER: Uuid = Uuid::from_u128(0xB);
+pub(super) const TRANSFER: Uuid = Uuid::from_u128(0x7);
+
+pub(super) fn eur() -> Currency {
+    Currency::parse("EUR").expect("valid")
+}
+
+/// Folds `history` into a fresh account `ME` and decides `command` against it.
+pub(super) fn given(history: &[AccountEvent]) -> Given {
+    let mut state = Account::new(ME);
+    for event in history {
+        apply(&mut state, event);
+    }
+    Given(state)
+}
+
+pub(super) struct Given(Account);
+
+impl Given {
+    pub(super) fn when(self, command: AccountCommand) -> Then {
+        let result = decide(&self.0, &command);
+        Then(self.0, result)
+    }
+}
+
+pub(super) struct Then(Account, Result<Vec<AccountEvent>, DomainError>);
+
+impl Then {
+    pub(super) fn then(self, expected: &[AccountEvent]) -> Account {
+        let events = self.1.expect("command accepted");
+        assert_eq!(events, expected);
+        let mut state = self.0;
+        for event in &events {
+            apply(&mut state, event);
+        }
+        state
+    }
+
+    pub(super) fn then_error(self, expected: DomainError) {
+        assert_eq!(self.1, Err(expected));
+    }
+}
+
+pub(super) fn opened(overdraft_limit: i64) -> AccountEvent {
+    AccountEvent::AccountOpened {
+        owner_id: "owner-1".into(),
+        currency: eur(),
+        overdraft_limit,
+    }
+}
+
+pub(super) fn deposited(amount: i64, balance_after: i64) -> AccountEvent {
+    AccountEvent::FundsDeposited {
+        amount,
+        balance_after,
+        reference: None,
+    }
+}
+
+pub(super) fn frozen() -> AccountEvent {
+    AccountEvent::AccountFrozen { reason: None }
+}
+
+pub(super) fn closed() -> AccountEvent {
+    AccountEvent::AccountClosed { reason: None }
+}
+
+pub(super) fn deposit(amount: i64) -> AccountCommand {
+    AccountCommand::Deposit {
+        amount,
+        reference: None,
+    }
+}
+
+pub(super) fn withdraw(amount: i64) -> AccountCommand {
+    AccountCommand::Withdraw {
+        amount,
+        reference: None,
+    }
+}
+
+pub(super) fn debit_for_transfer(amount: i64) -> AccountCommand {
+    AccountCommand::DebitForTransfer {
+        transfer_id: TRANSFER,
+        to_account_id: OTHER,
+        amount,
+        reference: None,
+    }
+}
+
+pub(super) fn credit_for_transfer(amount: i64, currency: Currency) -> AccountCommand {
+    AccountCommand::CreditForTransfer {
+        transfer_id: TRANSFER,
+        from_account_id: OTHER,
+        amount,
+        currency,
+        reference: None,
+    }
+}
+
+pub(super) fn refund(amount: i64) -> AccountCommand {
+    AccountCommand::RefundTransfer {
+        transfer_id: TRANSFER,
+        amount,
+        reason: "target closed".into(),
+    }
+}
+
+pub(super) fn every_command() -> Vec<AccountCommand> {
+    vec![
+        AccountCommand::Open {
+            owner_id: "o".into(),
+            currency: eur(),
+            overdraft_limit: 0,
+        },
+        deposit(1),
+        withdraw(1),
+        debit_for_transfer(1),
+        credit_for_transfer(1, eur()),
+        refund(1),
+        AccountCommand::Freeze { reason: None },
+        AccountCommand::Unfreeze { reason: None },
+        AccountCommand::Close { reason: None },
+    ]
+}

@@ -1,0 +1,57 @@
+//! PostgreSQL connections and schema migrations.
+//!
+//! All SQL migrations of Logbook live in `projections/migrations` (sqlx refuses versions it
+//! does not know, so there is exactly one folder); they are embedded in the binary.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use logbook_events::Secret;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The embedded migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL")]
+    Url(#[source] sqlx::Error),
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Connection options from a URL without password plus the password secret.
+pub fn options(url: &str, password: Option<&Secret>) -> Result<PgConnectOptions, DbError> {
+    let mut options = PgConnectOptions::from_str(url).map_err(DbError::Url)?;
+    if let Some(password) = password {
+        options = options.password(password.expose());
+    }
+    Ok(options.application_name("logbook"))
+}
+
+/// A pool; connects lazily so a role can start before the database answers.
+pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
+}
+
+/// Applies the pending migrations (idempotent; safe to run from many instances at once:
+/// sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Whether the database answers.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}
