@@ -65,6 +65,16 @@ pub fn processor_settings(settings: &Settings) -> ProcessorSettings {
 
 /// Runs the chosen roles until `shutdown` fires or one of them fails.
 pub async fn run(settings: Settings, roles: Roles, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_reporting(settings, roles, shutdown, watch::channel(None).0).await
+}
+
+/// [`run`], telling `address` where the HTTP API listens once it is bound (tests bind port 0).
+pub async fn run_reporting(
+    settings: Settings,
+    roles: Roles,
+    shutdown: Shutdown,
+    address: watch::Sender<Option<std::net::SocketAddr>>,
+) -> anyhow::Result<()> {
     let (stop_all, local) = Shutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
     if roles.processor {
@@ -85,6 +95,7 @@ pub async fn run(settings: Settings, roles: Roles, shutdown: Shutdown) -> anyhow
             None => None,
         };
         let app = Application::build(&settings, db).await?;
+        let _ = address.send(Some(app.local_addr()?));
         let stop = local.wait();
         tasks.spawn(async move { app.run_until(stop).await });
     }

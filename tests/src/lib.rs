@@ -1,1 +1,242 @@
-//! placeholder
+//! Test harness for the end-to-end tests: every test gets fresh topics (a unique prefix) and a
+//! fresh database on the one real Kafka broker and the one real PostgreSQL server that
+//! `scripts/dev services` started, so tests run in parallel without seeing each other.
+//!
+//! Connection settings come from the environment (`scripts/dev test` exports them) or, when
+//! absent, from `.logbook/env` at the workspace root.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use logbook_api::auth::{JwtKeys, Role};
+use logbook_api::roles::{self, Roles, Shutdown};
+use logbook_api::settings::{Environment, Settings};
+use logbook_events::topics::{TopicLayout, ensure_topics};
+use logbook_events::{KafkaSettings, Secret};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub mod log;
+
+/// Partitions of the test topics: enough to spread accounts, small enough to be quick.
+pub const TEST_PARTITIONS: i32 = 4;
+
+/// Fresh topics and a fresh, migrated database.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    pub kafka: KafkaSettings,
+    pub db: PgPool,
+    pub db_options: PgConnectOptions,
+    pub database_url: String,
+    pub database_name: String,
+    pub database_password: Option<Secret>,
+    pub jwt_secret: Secret,
+    pub partitions: i32,
+}
+
+impl TestEnv {
+    /// Topics with [`TEST_PARTITIONS`] partitions.
+    pub async fn new() -> TestEnv {
+        Self::with_partitions(TEST_PARTITIONS).await
+    }
+
+    pub async fn with_partitions(partitions: i32) -> TestEnv {
+        init_logs();
+        let vars = service_vars();
+        let brokers = vars
+            .get("LOGBOOK_KAFKA_BROKERS")
+            .expect("LOGBOOK_KAFKA_BROKERS (run scripts/dev services)");
+        let base_url = vars
+            .get("LOGBOOK_DATABASE_URL")
+            .expect("LOGBOOK_DATABASE_URL");
+        let password = vars
+            .get("LOGBOOK_DATABASE_PASSWORD_FILE")
+            .map(|path| std::fs::read_to_string(path).expect("database password file"))
+            .map(|p| Secret::new(p.trim_end()));
+        let id = Uuid::new_v4().simple().to_string();
+        let prefix = format!("t{}", &id[..16]);
+        let kafka = KafkaSettings::plaintext(brokers.clone(), prefix.clone());
+        let layout = TopicLayout {
+            partitions,
+            replication_factor: 1,
+            min_insync_replicas: None,
+        };
+        let topic_settings = kafka.clone();
+        tokio::task::spawn_blocking(move || ensure_topics(&topic_settings, &layout))
+            .await
+            .expect("join")
+            .expect("test topics");
+
+        let base = logbook_projections::db::options(base_url, password.as_ref()).expect("url");
+        let admin = logbook_projections::db::pool(base.clone(), 1);
+        let database_name = format!("test_{prefix}");
+        sqlx::query(&format!("CREATE DATABASE {database_name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let db_options = base.database(&database_name);
+        let db = logbook_projections::db::pool(db_options.clone(), 10);
+        logbook_projections::db::migrate(&db)
+            .await
+            .expect("migrations");
+        let database_url = replace_database(base_url, &database_name);
+        TestEnv {
+            kafka,
+            db,
+            db_options,
+            database_url,
+            database_name,
+            database_password: password,
+            jwt_secret: Secret::new(format!("test-jwt-{id}")),
+            partitions,
+        }
+    }
+
+    /// Settings for a Logbook process of this environment, HTTP on an ephemeral port.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            kafka: self.kafka.clone(),
+            topic_partitions: self.partitions,
+            topic_replication_factor: 1,
+            topic_min_insync_replicas: None,
+            database_url: Some(self.database_url.clone()),
+            database_password: self.database_password.clone(),
+            database_max_connections: 10,
+            jwt_secret: Some(self.jwt_secret.clone()),
+            command_timeout: Duration::from_secs(30),
+            processor_batch_max: 500,
+            processor_linger: Duration::from_millis(2),
+            environment: Environment::Development,
+        }
+    }
+
+    /// A bearer token of this environment's key.
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        JwtKeys::hs256(&self.jwt_secret)
+            .mint(sub, role, 3600, chrono::Utc::now())
+            .expect("token")
+    }
+
+    /// Starts the given roles in this process; the HTTP API (if any) on an ephemeral port.
+    pub async fn spawn(&self, roles: Roles) -> TestApp {
+        self.spawn_with(self.settings(), roles).await
+    }
+
+    pub async fn spawn_with(&self, settings: Settings, which: Roles) -> TestApp {
+        let (stop, shutdown) = Shutdown::new();
+        let (address_tx, mut address_rx) = watch::channel(None);
+        let settings_for_app = settings.clone();
+        let task = tokio::spawn(async move {
+            roles::run_reporting(settings_for_app, which, shutdown, address_tx).await
+        });
+        let address = if which.http {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                address_rx.wait_for(Option::is_some),
+            )
+            .await
+            .expect("HTTP API did not start");
+            *address_rx.borrow()
+        } else {
+            None
+        };
+        TestApp {
+            address,
+            stop,
+            task,
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running Logbook inside the test process.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address.expect("no HTTP role"), path)
+    }
+
+    /// POST `body` as JSON with a bearer token.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Graceful stop; returns the roles' outcome.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+}
+
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// `LOGBOOK_*` from the environment, falling back to the workspace's `.logbook/env`.
+pub fn service_vars() -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.logbook/env");
+    if let Ok(text) = std::fs::read_to_string(file) {
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            if let Some((key, value)) = line.split_once('=') {
+                vars.insert(key.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+    for (key, value) in std::env::vars().filter(|(k, _)| k.starts_with("LOGBOOK_")) {
+        vars.insert(key, value);
+    }
+    vars
+}
+
+fn init_logs() {
+    logbook_api::telemetry::init_tracing(logbook_api::settings::LogFormat::Human);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            replace_database("postgres://u@h:1/logbook", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:1/logbook?sslmode=require", "x"),
+            "postgres://u@h:1/x?sslmode=require"
+        );
+    }
+}
