@@ -124,10 +124,17 @@ impl Gateway {
             .key(&key)
             .payload(&payload)
             .headers(headers);
-        self.producer
+        let delivery = self
+            .producer
             .send(record, self.timeout)
             .await
             .map_err(|(error, _)| GatewayError::Kafka(error))?;
+        tracing::debug!(
+            command_id = %command.command_id,
+            partition = delivery.partition,
+            offset = delivery.offset,
+            "command produced"
+        );
         match tokio::time::timeout(self.timeout, receiver).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(GatewayError::Closed),

@@ -102,9 +102,13 @@ pub async fn run_reporting(
     let outer = shutdown.wait();
     tokio::pin!(outer);
     let mut first_error = None;
+    let mut stopping = false;
     loop {
         tokio::select! {
-            () = &mut outer => { let _ = stop_all.send(true); }
+            () = &mut outer, if !stopping => {
+                stopping = true;
+                let _ = stop_all.send(true);
+            }
             joined = tasks.join_next() => match joined {
                 None => break,
                 Some(result) => {

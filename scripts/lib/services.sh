@@ -113,6 +113,17 @@ start_postgres() {
       psql -h 127.0.0.1 -p "$PG_PORT" -U logbook -d postgres -qc "CREATE DATABASE logbook" >&2
 }
 
+# Databases left by earlier test runs (each test makes its own test_* database).
+drop_test_databases() {
+  local dbs
+  dbs="$(PGPASSWORD="$(cat "$WORK/secrets/db-password")" psql -h 127.0.0.1 -p "$PG_PORT" -U logbook \
+    -d postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")"
+  for db in $dbs; do
+    PGPASSWORD="$(cat "$WORK/secrets/db-password")" psql -h 127.0.0.1 -p "$PG_PORT" -U logbook \
+      -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
+}
+
 stop_postgres() {
   local bin
   bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"

@@ -19,6 +19,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+pub mod checks;
 pub mod log;
 
 /// Partitions of the test topics: enough to spread accounts, small enough to be quick.
@@ -148,7 +149,7 @@ impl TestEnv {
         TestApp {
             address,
             stop,
-            task,
+            task: tokio::sync::Mutex::new(Some(task)),
             client: reqwest::Client::new(),
         }
     }
@@ -159,7 +160,7 @@ impl TestEnv {
 pub struct TestApp {
     pub address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
     pub client: reqwest::Client,
 }
 
@@ -185,10 +186,13 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Graceful stop; returns the roles' outcome.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    /// Graceful stop; returns the roles' outcome (Ok when already stopped).
+    pub async fn stop(&self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        self.task.await?
+        match self.task.lock().await.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
     }
 }
 
@@ -239,4 +243,22 @@ mod tests {
             "postgres://u@h:1/x?sslmode=require"
         );
     }
+}
+
+/// The `logbook` binary for tests that need separate OS processes: `LOGBOOK_BIN`, or the
+/// workspace's debug build (`scripts/dev test` builds it first).
+pub fn logbook_binary() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("LOGBOOK_BIN") {
+        return path.into();
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug/logbook");
+    assert!(
+        path.exists(),
+        "{} not built: run cargo build -p logbook-api --bin logbook",
+        path.display()
+    );
+    path
 }

@@ -54,7 +54,7 @@ impl ProcessorSettings {
             batch_max: 1000,
             batch_linger: Duration::from_millis(2),
             dedupe_capacity: 100_000,
-            txn_timeout: Duration::from_secs(10),
+            txn_timeout: Duration::from_secs(5),
             restore_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(6),
         }

@@ -81,6 +81,7 @@ impl Worker {
                 continue;
             }
             self.restore_missing(&batch)?;
+            tracing::debug!(commands = batch.len(), "deciding a batch");
             match self.transact(&batch) {
                 Ok(()) => {}
                 Err(TxnFailure::Abortable(error)) => {
@@ -279,6 +280,11 @@ impl Worker {
         self.producer
             .send_offsets_to_transaction(&consumed, &group, timeout)?;
         self.producer.commit_transaction(timeout)?;
+        tracing::debug!(
+            results = plan.results.len(),
+            events = plan.events.len(),
+            "batch committed"
+        );
         self.merge(plan, applied);
         Ok(())
     }

@@ -1,0 +1,152 @@
+//! Two `logbook process` OS processes share the partitions; one is killed with SIGKILL in the
+//! middle of a stream of commands. Every command still gets exactly one outcome, no event is
+//! duplicated, every account's sequence is gapless and balances match the accepted commands.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use logbook_api::auth::Role;
+use logbook_api::roles::Roles;
+use logbook_tests::checks::assert_log_invariants;
+use logbook_tests::{TestApp, TestEnv, log, logbook_binary};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+const ACCOUNTS: usize = 12;
+const CLIENTS: usize = 8;
+const COMMANDS_PER_CLIENT: usize = 40;
+
+fn spawn_processor(env: &TestEnv, name: &str) -> Child {
+    Command::new(logbook_binary())
+        .arg("process")
+        .env("LOGBOOK_KAFKA_BROKERS", &env.kafka.brokers)
+        .env("LOGBOOK_TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("LOGBOOK_ENVIRONMENT", "development")
+        .env("LOGBOOK_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(
+                std::env::temp_dir().join(format!("{}-{name}.log", env.kafka.topic_prefix)),
+            )
+            .expect("log file"),
+        ))
+        .spawn()
+        .expect("start logbook process")
+}
+
+/// Sends one intent until it has a definitive answer, retrying with the same Idempotency-Key.
+async fn send_until_answered(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let key = Uuid::new_v4().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", &key)
+            .json(body)
+            .send()
+            .await;
+        if let Ok(response) = response {
+            let status = response.status().as_u16();
+            if matches!(status, 200 | 201 | 409) {
+                return (status, response.json().await.expect("json"));
+            }
+        }
+        assert!(Instant::now() < deadline, "no answer for {path} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
+    let env = TestEnv::new().await;
+    let mut first = spawn_processor(&env, "p1");
+    let mut second = spawn_processor(&env, "p2");
+    let mut settings = env.settings();
+    settings.command_timeout = Duration::from_secs(8);
+    let app = Arc::new(env.spawn_with(settings, Roles::SERVE).await);
+    let token = Arc::new(env.token(Role::Service, "failover-test"));
+
+    let mut accounts = Vec::new();
+    for i in 0..ACCOUNTS {
+        let id = Uuid::new_v4();
+        let body = json!({"owner_id": format!("o{i}"), "currency": "EUR", "account_id": id});
+        let (status, _) = send_until_answered(&app, &token, "/v1/accounts", &body).await;
+        assert_eq!(status, 201);
+        accounts.push(id);
+    }
+    let accounts = Arc::new(accounts);
+    // expected balance per account from the accepted answers
+    let expected: Arc<Mutex<HashMap<Uuid, i64>>> = Arc::default();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (app, token, accounts, expected, sent) = (
+            app.clone(),
+            token.clone(),
+            accounts.clone(),
+            expected.clone(),
+            sent.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            for n in 0..COMMANDS_PER_CLIENT {
+                let account = accounts[(client * 7 + n * 5) % accounts.len()];
+                let amount = 1 + ((client * 31 + n * 17) % 50) as i64;
+                let withdraw = n % 3 == 2;
+                let kind = if withdraw { "withdrawals" } else { "deposits" };
+                let path = format!("/v1/accounts/{account}/{kind}");
+                let (status, body) =
+                    send_until_answered(&app, &token, &path, &json!({"amount": amount})).await;
+                if status == 200 {
+                    let delta = if withdraw { -amount } else { amount };
+                    *expected.lock().await.entry(account).or_default() += delta;
+                } else {
+                    assert!(withdraw, "a deposit was rejected: {body}");
+                    assert_eq!(body["type"], "urn:logbook:problem:insufficient_funds");
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // kill one processor a third of the way through
+    let total = CLIENTS * COMMANDS_PER_CLIENT;
+    while sent.load(Ordering::Relaxed) < total / 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    for client in clients {
+        client.await.expect("client");
+    }
+    assert_eq!(sent.load(Ordering::Relaxed), total);
+
+    let kafka = env.kafka.clone();
+    let events = tokio::task::spawn_blocking(move || log::events(&kafka))
+        .await
+        .expect("join");
+    let by_account = assert_log_invariants(&events);
+    let expected = expected.lock().await;
+    for account in accounts.iter() {
+        let history = &by_account[account];
+        let balance = history
+            .iter()
+            .rev()
+            .find_map(|e| e.data.get("balance_after").and_then(Value::as_i64))
+            .unwrap_or(0);
+        assert_eq!(
+            balance,
+            expected.get(account).copied().unwrap_or(0),
+            "balance of {account}"
+        );
+        assert!(balance >= 0, "balance below the limit");
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    app.stop().await.expect("clean stop");
+}
