@@ -95,10 +95,10 @@ impl Gateway {
             waiters.entry(command.command_id).or_default().push(sender);
         }
         let result = self.produce_and_wait(command, receiver).await;
-        if result.is_err() {
-            if let Ok(mut waiters) = self.waiters.lock() {
-                waiters.remove(&command.command_id);
-            }
+        if result.is_err()
+            && let Ok(mut waiters) = self.waiters.lock()
+        {
+            waiters.remove(&command.command_id);
         }
         result
     }
