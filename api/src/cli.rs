@@ -28,6 +28,8 @@ pub enum Command {
     Serve,
     /// Command processors (join the processors' consumer group).
     Process,
+    /// Transfer process manager (credit after debit, refund after a rejected credit).
+    Saga,
     /// Every role in one process (local use).
     All,
     /// Mint a bearer token from the configured key.
@@ -53,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => run_roles(settings, Roles::SERVE).await,
         Command::Process => run_roles(settings, Roles::PROCESS).await,
+        Command::Saga => run_roles(settings, Roles::SAGA).await,
         Command::All => run_roles(settings, Roles::ALL).await,
         Command::Token { role, sub, ttl } => {
             let keys = JwtKeys::hs256(settings.require_jwt_secret()?);

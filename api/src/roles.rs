@@ -1,4 +1,4 @@
-//! Running the long-lived roles (`serve`, `process`, `all`) until a shutdown signal.
+//! Running the long-lived roles (`serve`, `process`, `saga`, `all`) until a shutdown signal.
 //!
 //! Every role gets the same shutdown signal; when one role fails, the others are told to stop
 //! too, so a process never limps on half-alive.
@@ -6,6 +6,7 @@
 use std::future::Future;
 
 use logbook_commands::processor::{Processor, ProcessorSettings};
+use logbook_commands::saga::{self, SagaSettings};
 use tokio::sync::watch;
 
 use crate::app::Application;
@@ -16,21 +17,15 @@ use crate::settings::Settings;
 pub struct Roles {
     pub http: bool,
     pub processor: bool,
+    pub saga: bool,
 }
 
 impl Roles {
-    pub const SERVE: Roles = Roles {
-        http: true,
-        processor: false,
-    };
-    pub const PROCESS: Roles = Roles {
-        http: false,
-        processor: true,
-    };
-    pub const ALL: Roles = Roles {
-        http: true,
-        processor: true,
-    };
+    pub const NONE: Roles = Roles { http: false, processor: false, saga: false };
+    pub const SERVE: Roles = Roles { http: true, ..Roles::NONE };
+    pub const PROCESS: Roles = Roles { processor: true, ..Roles::NONE };
+    pub const SAGA: Roles = Roles { saga: true, ..Roles::NONE };
+    pub const ALL: Roles = Roles { http: true, processor: true, saga: true };
 }
 
 /// A shutdown signal that many tasks can wait on.
@@ -85,6 +80,11 @@ pub async fn run_reporting(
                 .await
                 .map_err(anyhow::Error::from)
         });
+    }
+    if roles.saga {
+        let saga = SagaSettings::new(settings.kafka.clone());
+        let stop = local.wait();
+        tasks.spawn(async move { saga::run_until(saga, stop).await.map_err(anyhow::Error::from) });
     }
     if roles.http {
         let db = match settings.database_url.as_deref() {

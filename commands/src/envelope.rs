@@ -30,6 +30,28 @@ pub struct CommandEnvelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
     pub command: AccountCommand,
+    /// Set by the transfer saga on its steps; copied into the result so the saga can react to
+    /// a rejected step without keeping state of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferContext>,
+}
+
+/// What the transfer saga needs to know when a step's result comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferContext {
+    pub transfer_id: Uuid,
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    pub amount: i64,
+    pub step: TransferStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStep {
+    Credit,
+    Refund,
 }
 
 impl CommandEnvelope {
@@ -49,6 +71,9 @@ pub struct CommandResult {
     pub aggregate_id: Uuid,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The command's transfer context, when it was a saga step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +138,7 @@ mod tests {
                 code: "insufficient_funds".into(),
                 message: "insufficient funds".into(),
             },
+            transfer: None,
         };
         let json = String::from_utf8(result.encode()).expect("utf8");
         assert!(json.contains("\"outcome\":\"rejected\""), "{json}");

@@ -4,8 +4,10 @@
 //! - [`envelope`]: the command and result records on Kafka;
 //! - [`processor`]: the exactly-once command processor (Kafka transactions, one writer per
 //!   partition);
+//! - [`saga`]: the transfer process manager (credit after debit, refund after a rejected credit);
 //! - [`metrics`]: the write side's Prometheus metrics.
 pub mod domain;
 pub mod envelope;
 pub mod metrics;
 pub mod processor;
+pub mod saga;

@@ -145,6 +145,7 @@ async fn a_command_sent_twice_is_applied_once() {
             amount: 7,
             reference: None,
         },
+        transfer: None,
     };
     let producer: FutureProducer = env
         .kafka

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod health;
+pub mod transfers;
 
 use std::time::Instant;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{id}/freeze", post(commands::freeze))
         .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
         .route("/v1/accounts/{id}/close", post(commands::close))
+        .route("/v1/transfers", post(transfers::create))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
@@ -107,6 +109,7 @@ pub async fn execute(
         issued_at: Utc::now(),
         traceparent: Some(request.traceparent.unwrap_or_else(new_traceparent)),
         command,
+        transfer: None,
     };
     let started = Instant::now();
     let result = gateway.send(&envelope).await;

@@ -56,6 +56,7 @@ pub enum PlannedOutcome {
 #[derive(Debug, Clone)]
 pub struct PlannedResult {
     pub partition: i32,
+    pub transfer: Option<crate::envelope::TransferContext>,
     pub command_id: Uuid,
     pub aggregate_id: Uuid,
     pub outcome: PlannedOutcome,
@@ -165,6 +166,7 @@ pub fn plan_batch(
         };
         plan.results.push(PlannedResult {
             partition: message.partition,
+            transfer: command.transfer,
             command_id: command.command_id,
             aggregate_id: command.aggregate_id,
             outcome,

@@ -1,6 +1,6 @@
 //! librdkafka callbacks of the processor's clients.
 //!
-//! [`RebalanceContext`] counts an *epoch* per commands partition: every assignment or revocation
+//! [`RebalanceContext`] counts an *epoch* per assigned topic partition: every assignment or revocation
 //! moves it on. A message is processed only if it was received in the partition's current epoch
 //! and the partition's state was restored in that same epoch, so nothing fetched or restored
 //! under an earlier ownership is ever used. [`DeliveryContext`] collects the offsets the broker
@@ -16,17 +16,17 @@ use rdkafka::{ClientContext, Message};
 /// Per-partition ownership epochs of the commands topic.
 #[derive(Debug, Default)]
 pub struct RebalanceContext {
-    epochs: Mutex<HashMap<i32, u64>>,
+    epochs: Mutex<HashMap<(String, i32), u64>>,
     counter: Mutex<u64>,
 }
 
 impl RebalanceContext {
     /// The current epoch of a partition; `None` when not assigned.
-    pub fn epoch(&self, partition: i32) -> Option<u64> {
-        self.epochs.lock().ok()?.get(&partition).copied()
+    pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.epochs.lock().ok()?.get(&(topic.to_string(), partition)).copied()
     }
 
-    fn bump(&self, partitions: impl Iterator<Item = i32>, assigned: bool) {
+    fn bump(&self, partitions: impl Iterator<Item = (String, i32)>, assigned: bool) {
         let (Ok(mut epochs), Ok(mut counter)) = (self.epochs.lock(), self.counter.lock()) else {
             return;
         };
@@ -46,8 +46,9 @@ impl ClientContext for RebalanceContext {}
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(?partitions, "commands partitions revoked");
+            let partitions: Vec<(String, i32)> =
+                list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+            tracing::info!(?partitions, "partitions revoked");
             crate::metrics::rebalanced("revoke");
             self.bump(partitions.into_iter(), false);
         }
@@ -56,8 +57,9 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(?partitions, "commands partitions assigned");
+                let partitions: Vec<(String, i32)> =
+                    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                tracing::info!(?partitions, "partitions assigned");
                 crate::metrics::rebalanced("assign");
                 self.bump(partitions.into_iter(), true);
             }

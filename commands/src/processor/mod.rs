@@ -14,7 +14,7 @@
 
 pub mod batch;
 mod clients;
-mod contexts;
+pub(crate) mod contexts;
 pub mod restore;
 pub mod state;
 mod worker;

@@ -93,13 +93,13 @@ impl Worker {
                         tracing::error!(%abort_error, "abort failed: recreating the producer");
                         self.recreate_producer()?;
                     }
-                    self.rewind(&batch);
+                    self.rewind(&batch)?;
                 }
                 Err(TxnFailure::Fatal(error)) => {
                     tracing::error!(%error, "fatal producer error: recreating the producer");
                     crate::metrics::transaction_aborted();
                     self.recreate_producer()?;
-                    self.rewind(&batch);
+                    self.rewind(&batch)?;
                 }
             }
         }
@@ -130,7 +130,7 @@ impl Worker {
                 }
                 Some(Ok(message)) => {
                     let partition = message.partition();
-                    let Some(epoch) = self.consumer.context().epoch(partition) else {
+                    let Some(epoch) = self.consumer.context().epoch(message.topic(), partition) else {
                         continue;
                     };
                     batch.push((
@@ -146,11 +146,12 @@ impl Worker {
             }
         }
         let context = self.consumer.context();
+        let topic = self.settings.kafka.topics().commands;
         self.owned
-            .retain(|partition, owned| context.epoch(*partition) == Some(owned.epoch));
+            .retain(|partition, owned| context.epoch(&topic, *partition) == Some(owned.epoch));
         Ok(batch
             .into_iter()
-            .filter(|(epoch, m)| context.epoch(m.partition) == Some(*epoch))
+            .filter(|(epoch, m)| context.epoch(&topic, m.partition) == Some(*epoch))
             .map(|(_, m)| m)
             .collect())
     }
@@ -161,7 +162,8 @@ impl Worker {
             if self.owned.contains_key(&message.partition) {
                 continue;
             }
-            let Some(epoch) = self.consumer.context().epoch(message.partition) else {
+            let topic = self.settings.kafka.topics().commands;
+            let Some(epoch) = self.consumer.context().epoch(&topic, message.partition) else {
                 continue;
             };
             let state = restore_partition(
@@ -261,6 +263,7 @@ impl Worker {
                 command_id: result.command_id,
                 aggregate_id: result.aggregate_id,
                 outcome,
+                transfer: result.transfer,
             };
             let payload = record.encode();
             let key = result.command_id.to_string();
@@ -328,7 +331,9 @@ impl Worker {
     }
 
     /// After an abort, consume the batch again from its first command (partitions still ours).
-    fn rewind(&mut self, batch: &[Incoming]) {
+    /// A partition that is still ours but cannot be rewound stops the processor: going on would
+    /// commit offsets past commands that were never applied.
+    fn rewind(&mut self, batch: &[Incoming]) -> Result<(), ProcessorError> {
         let topic = self.settings.kafka.topics().commands;
         let mut first: HashMap<i32, i64> = HashMap::new();
         for message in batch {
@@ -342,10 +347,13 @@ impl Worker {
                 Offset::Offset(offset),
                 Duration::from_secs(5),
             ) {
-                tracing::warn!(partition, %error, "seek after abort failed: dropping the partition state");
+                if self.consumer.context().epoch(&topic, partition).is_some() {
+                    return Err(ProcessorError::Kafka(error));
+                }
                 self.owned.remove(&partition);
             }
         }
+        Ok(())
     }
 
     fn recreate_producer(&mut self) -> Result<(), ProcessorError> {

@@ -1,0 +1,136 @@
+//! `POST /v1/transfers`: the debit step of a transfer, answered 202 once the source is debited.
+//!
+//! The gateway sends debit-for-transfer to the source account; the source's processor checks
+//! funds, status and ownership (a customer transfers only from its own accounts). The credit to
+//! the target and, if the target refuses it (closed, unknown, other currency), the refund are the
+//! saga's steps. The target's currency is authoritative only on the target's partition, so the
+//! currency check there is the rule; the gateway also looks the target up in the `accounts`
+//! read model and answers 409 at once when it already knows the currencies differ.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use logbook_commands::domain::{AccountCommand, MAX_AMOUNT, MAX_REFERENCE_CHARS, RejectionKind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{CommandRequest, execute, parse_body, require};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::policy::Action;
+use crate::problem::{ApiError, FieldError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    pub amount: i64,
+    pub transfer_id: Option<Uuid>,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransferAccepted {
+    pub transfer_id: Uuid,
+    pub status: &'static str,
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    pub amount: i64,
+    pub command_id: Uuid,
+    /// Position of the debit (read-your-writes on the source account).
+    pub position: String,
+    pub duplicate: bool,
+}
+
+/// POST /v1/transfers
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::Transfer)?;
+    let body: TransferBody = parse_body(&body)?;
+    let mut errors = Vec::new();
+    if !(1..=MAX_AMOUNT).contains(&body.amount) {
+        errors.push(FieldError::new(
+            "/amount",
+            format!("a whole number of minor units, 1 to {MAX_AMOUNT}"),
+        ));
+    }
+    if body.from_account_id == body.to_account_id {
+        errors.push(FieldError::new(
+            "/to_account_id",
+            "must differ from from_account_id",
+        ));
+    }
+    if body
+        .reference
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REFERENCE_CHARS)
+    {
+        errors.push(FieldError::new(
+            "/reference",
+            format!("at most {MAX_REFERENCE_CHARS} characters"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    reject_known_currency_mismatch(&state, body.from_account_id, body.to_account_id).await?;
+    let request = CommandRequest::new(&principal, &headers);
+    let transfer_id = body
+        .transfer_id
+        .unwrap_or_else(|| request.derived_id("transfer").unwrap_or_else(Uuid::now_v7));
+    let command = AccountCommand::DebitForTransfer {
+        transfer_id,
+        to_account_id: body.to_account_id,
+        amount: body.amount,
+        reference: body.reference,
+    };
+    let accepted = execute(&state, request, body.from_account_id, command).await?;
+    let answer = TransferAccepted {
+        transfer_id,
+        status: "pending",
+        from_account_id: body.from_account_id,
+        to_account_id: body.to_account_id,
+        amount: body.amount,
+        command_id: accepted.command_id,
+        position: accepted.position,
+        duplicate: accepted.duplicate,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// 409 when the read model already shows two different currencies (best effort: an account not
+/// projected yet is left to the target's processor, whose rejection the saga refunds).
+async fn reject_known_currency_mismatch(
+    state: &AppState,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(), ApiError> {
+    let Some(pool) = &state.db else { return Ok(()) };
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT account_id, currency::text FROM accounts WHERE account_id = ANY($1)",
+    )
+    .bind(vec![from, to])
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    let currency = |id: Uuid| {
+        rows.iter()
+            .find(|(a, _)| *a == id)
+            .map(|(_, c)| c.trim().to_string())
+    };
+    match (currency(from), currency(to)) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::Rejected {
+            kind: RejectionKind::Conflict,
+            code: "currency_mismatch".to_string(),
+            message: format!("the accounts hold different currencies ({a} and {b})"),
+        }),
+        _ => Ok(()),
+    }
+}

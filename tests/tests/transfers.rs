@@ -1,0 +1,215 @@
+//! Transfers across partitions through the saga: completed, refunded, rejected at once, and a
+//! bank test where money is neither created nor destroyed under concurrent random traffic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logbook_api::auth::Role;
+use logbook_api::roles::Roles;
+use logbook_events::EventEnvelope;
+use logbook_tests::checks::{assert_log_invariants, assert_schema_valid};
+use logbook_tests::{TestApp, TestEnv, log};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+async fn open(app: &TestApp, token: &str, currency: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let body = json!({"owner_id": "bank", "currency": currency, "account_id": id});
+    let response = app.post("/v1/accounts", token, &body).await;
+    assert_eq!(response.status(), 201);
+    id
+}
+
+async fn money(app: &TestApp, token: &str, account: Uuid, kind: &str, amount: i64) -> u16 {
+    let path = format!("/v1/accounts/{account}/{kind}");
+    app.post(&path, token, &json!({"amount": amount}))
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn transfer(app: &TestApp, token: &str, from: Uuid, to: Uuid, amount: i64) -> (u16, Value) {
+    let body = json!({"from_account_id": from, "to_account_id": to, "amount": amount});
+    let response = app.post("/v1/transfers", token, &body).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn events(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
+    let kafka = env.kafka.clone();
+    tokio::task::spawn_blocking(move || log::events(&kafka))
+        .await
+        .expect("join")
+}
+
+/// Waits until every debited transfer of the log is credited or refunded; returns the log.
+async fn settled_log(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = events(env).await;
+        let count = |kind: &str| log.iter().filter(|(_, e)| e.event_type == kind).count();
+        let debited = count("TransferDebited");
+        if debited == count("TransferCredited") + count("TransferRefunded") {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transfers did not settle: {debited} debited"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn balance(history: &[EventEnvelope]) -> i64 {
+    history
+        .iter()
+        .rev()
+        .find_map(|e| e.data.get("balance_after").and_then(Value::as_i64))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_complete_refund_or_are_rejected_at_once() {
+    let env = TestEnv::new().await;
+    let app = env.spawn(Roles::ALL).await;
+    let token = env.token(Role::Service, "bank");
+    let (a, b, closed, dollars) = (
+        open(&app, &token, "EUR").await,
+        open(&app, &token, "EUR").await,
+        open(&app, &token, "EUR").await,
+        open(&app, &token, "USD").await,
+    );
+    assert_eq!(money(&app, &token, a, "deposits", 100).await, 200);
+    let close = app
+        .post(&format!("/v1/accounts/{closed}/close"), &token, &json!({}))
+        .await;
+    assert_eq!(close.status(), 200);
+
+    let (status, body) = transfer(&app, &token, a, b, 30).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(transfer(&app, &token, a, closed, 20).await.0, 202);
+    assert_eq!(transfer(&app, &token, a, dollars, 10).await.0, 202);
+    assert_eq!(transfer(&app, &token, Uuid::new_v4(), b, 5).await.0, 404);
+    assert_eq!(transfer(&app, &token, a, b, 1_000).await.0, 409);
+    assert_eq!(transfer(&app, &token, a, a, 1).await.0, 422);
+    // a customer may not move money out of someone else's account
+    let mallory = env.token(Role::Customer, "mallory");
+    assert_eq!(transfer(&app, &mallory, a, b, 1).await.0, 404);
+
+    let log = settled_log(&env).await;
+    let by_account = assert_log_invariants(&log);
+    assert_eq!(
+        balance(&by_account[&a]),
+        70,
+        "30 moved to b; 20 and 10 refunded"
+    );
+    assert_eq!(balance(&by_account[&b]), 30);
+    let refunds: Vec<&str> = by_account[&a]
+        .iter()
+        .filter(|e| e.event_type == "TransferRefunded")
+        .map(|e| e.data["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(refunds.len(), 2, "{refunds:?}");
+    assert!(
+        refunds.contains(&"account_closed") && refunds.contains(&"currency_mismatch"),
+        "{refunds:?}"
+    );
+    assert!(
+        !by_account.contains_key(&closed) || by_account[&closed].len() == 2,
+        "closed got nothing"
+    );
+    assert_schema_valid(&log);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_test_money_is_neither_created_nor_destroyed() {
+    const ACCOUNTS: usize = 20;
+    const CLIENTS: usize = 8;
+    const RUN: Duration = Duration::from_secs(30);
+    let env = TestEnv::new().await;
+    let app = Arc::new(env.spawn(Roles::ALL).await);
+    let token = Arc::new(env.token(Role::Service, "bank"));
+    let mut accounts = Vec::new();
+    let mut funded = 0;
+    for i in 0..ACCOUNTS {
+        let id = open(&app, &token, "EUR").await;
+        let amount = 1_000 + 100 * i as i64;
+        assert_eq!(money(&app, &token, id, "deposits", amount).await, 200);
+        funded += amount;
+        accounts.push(id);
+    }
+    let accounts = Arc::new(accounts);
+    let net: Arc<Mutex<i64>> = Arc::new(Mutex::new(funded));
+    let outcomes: Arc<Mutex<HashMap<u16, usize>>> = Arc::default();
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (app, token, accounts, net, outcomes) = (
+            app.clone(),
+            token.clone(),
+            accounts.clone(),
+            net.clone(),
+            outcomes.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut n: usize = client;
+            while started.elapsed() < RUN {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345) % (1 << 31);
+                let from = accounts[n % ACCOUNTS];
+                let to = accounts[(n / ACCOUNTS) % ACCOUNTS];
+                let amount = 1 + (n % 300) as i64;
+                let status = match n % 10 {
+                    0 => {
+                        let status = money(&app, &token, from, "deposits", amount).await;
+                        if status == 200 {
+                            *net.lock().await += amount;
+                        }
+                        status
+                    }
+                    1 => {
+                        let status = money(&app, &token, from, "withdrawals", amount).await;
+                        if status == 200 {
+                            *net.lock().await -= amount;
+                        }
+                        status
+                    }
+                    _ if from == to => continue,
+                    _ => transfer(&app, &token, from, to, amount).await.0,
+                };
+                assert!(
+                    matches!(status, 200 | 202 | 409),
+                    "unexpected status {status}"
+                );
+                *outcomes.lock().await.entry(status).or_default() += 1;
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client");
+    }
+    let log = settled_log(&env).await;
+    let by_account = assert_log_invariants(&log);
+    let total: i64 = accounts.iter().map(|a| balance(&by_account[a])).sum();
+    assert_eq!(
+        total,
+        *net.lock().await,
+        "sum of balances = deposits - withdrawals"
+    );
+    for account in accounts.iter() {
+        assert!(
+            balance(&by_account[account]) >= 0,
+            "{account} below its limit"
+        );
+    }
+    let outcomes = outcomes.lock().await;
+    assert!(
+        outcomes.get(&202).copied().unwrap_or(0) > 100,
+        "too few transfers: {outcomes:?}"
+    );
+    tracing::info!(?outcomes, events = log.len(), "bank test traffic");
+    app.stop().await.expect("clean stop");
+}
