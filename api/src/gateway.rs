@@ -185,7 +185,7 @@ fn results_consumer(kafka: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
     }
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (_, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
+        let high = retry_transient(|| consumer.fetch_watermarks(&topic, partition, timeout))?.1;
         assignment.add_partition_offset(&topic, partition, Offset::Offset(high))?;
     }
     consumer.assign(&assignment)?;
@@ -219,6 +219,22 @@ fn listen(consumer: BaseConsumer, waiters: Waiters, stop: Arc<AtomicBool>) {
             .and_then(|mut w| w.remove(&result.command_id));
         for sender in senders.into_iter().flatten() {
             let _ = sender.send(result.clone());
+        }
+    }
+}
+
+/// Retries a metadata call for a while: right after topics are created, or while a leader
+/// moves, brokers answer "not leader" or "unknown partition" for a moment.
+fn retry_transient<T>(mut call: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(error) if std::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "transient metadata error: retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(error) => return Err(error),
         }
     }
 }

@@ -27,3 +27,8 @@ pub fn partition_restored(events: i64, seconds: f64) {
 pub fn rebalanced(kind: &'static str) {
     counter!("logbook_rebalances_total", "role" => "processor", "kind" => kind).increment(1);
 }
+
+/// Wall time of one transaction, begin to commit.
+pub fn transaction_seconds(seconds: f64) {
+    histogram!("logbook_processor_transaction_seconds").record(seconds);
+}

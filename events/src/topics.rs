@@ -136,13 +136,14 @@ pub fn partition_counts(
 ) -> Result<Vec<(String, i32)>, TopicError> {
     let consumer: BaseConsumer = settings.client_config().create()?;
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
+    let names = [&topics.commands, &topics.events, &topics.results];
     Ok(metadata
         .topics()
         .iter()
-        .filter(|t| {
-            [&topics.commands, &topics.events, &topics.results].contains(&&t.name().to_string())
-        })
+        .filter(|t| names.iter().any(|name| name.as_str() == t.name()))
         .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        // a partition without a leader yet cannot take reads or writes
+        .filter(|t| t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none()))
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
         .collect())
 }

@@ -19,6 +19,8 @@ pub mod restore;
 pub mod state;
 mod worker;
 
+pub(crate) use worker::drain;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;

@@ -187,6 +187,7 @@ impl Worker {
         let plan = plan_batch(&views, batch, Utc::now(), &mut Uuid::now_v7);
         let timeout = self.settings.txn_timeout;
         self.producer.context().reset();
+        let started = Instant::now();
         self.producer.begin_transaction()?;
         let topics = self.settings.kafka.topics();
         for (index, event) in plan.events.iter().enumerate() {
@@ -212,7 +213,8 @@ impl Worker {
                 .headers(headers);
             self.send(record)?;
         }
-        self.producer.flush(timeout)?;
+        drain(&self.producer, timeout)?;
+        let flushed = started.elapsed();
         let offsets = self.producer.context().take().map_err(|failure| {
             tracing::warn!(%failure, "an event was not delivered");
             TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
@@ -282,12 +284,18 @@ impl Worker {
             .ok_or(TxnFailure::Abortable(KafkaError::NoMessageReceived))?;
         self.producer
             .send_offsets_to_transaction(&consumed, &group, timeout)?;
+        drain(&self.producer, timeout)?;
+        let offsets_sent = started.elapsed();
         self.producer.commit_transaction(timeout)?;
         tracing::debug!(
             results = plan.results.len(),
             events = plan.events.len(),
+            flush_ms = flushed.as_secs_f64() * 1e3,
+            offsets_ms = (offsets_sent - flushed).as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - offsets_sent).as_secs_f64() * 1e3,
             "batch committed"
         );
+        crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
         self.merge(plan, applied);
         Ok(())
     }
@@ -360,4 +368,23 @@ impl Worker {
         self.producer = clients::transactional_producer(&self.settings)?;
         Ok(())
     }
+}
+
+/// Waits until every record sent so far is acknowledged, serving delivery reports as they come.
+///
+/// rdkafka's own `flush` polls in 100 ms slices and waits each slice out even when the reports
+/// are already there, which would add 100 ms to every transaction; this polls in 1 ms slices.
+/// `commit_transaction` flushes too, but finds nothing left to wait for after this.
+pub(crate) fn drain<C: rdkafka::producer::ProducerContext>(
+    producer: &BaseProducer<C>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
 }

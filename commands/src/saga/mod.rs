@@ -242,6 +242,7 @@ impl Saga {
             .ok_or(KafkaError::NoMessageReceived)?;
         self.producer
             .send_offsets_to_transaction(&offsets, &group, timeout)?;
+        crate::processor::drain(&self.producer, timeout)?;
         self.producer.commit_transaction(timeout)
     }
 
