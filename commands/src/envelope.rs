@@ -127,6 +127,7 @@ mod tests {
                 amount: 5,
                 reference: None,
             },
+            transfer: None,
         };
         let decoded = CommandEnvelope::decode(&envelope.encode()).expect("decodes");
         assert_eq!(decoded, envelope);

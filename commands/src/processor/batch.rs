@@ -208,3 +208,165 @@ fn decide_one(
 pub fn may_act_on(actor: &Actor, account: &Account) -> bool {
     actor.role != "customer" || !account.is_open() || account.owner_id() == Some(actor.sub.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::CommandEnvelope;
+    use logbook_events::{Actor, Currency};
+
+    fn command(aggregate_id: Uuid, command_id: Uuid, command: AccountCommand) -> Incoming {
+        let envelope = CommandEnvelope {
+            command_id,
+            aggregate_id,
+            correlation_id: command_id,
+            causation_id: None,
+            actor: Actor {
+                sub: "svc".into(),
+                role: "service".into(),
+            },
+            issued_at: Utc::now(),
+            traceparent: None,
+            command,
+            transfer: None,
+        };
+        Incoming {
+            partition: 0,
+            offset: 0,
+            payload: envelope.encode(),
+        }
+    }
+
+    fn plan(state: &PartitionState, batch: &mut [Incoming]) -> Plan {
+        for (offset, message) in batch.iter_mut().enumerate() {
+            message.offset = offset as i64 + 10;
+        }
+        let states = HashMap::from([(0, state)]);
+        plan_batch(&states, batch, Utc::now(), &mut Uuid::now_v7)
+    }
+
+    use crate::domain::AccountCommand;
+
+    #[test]
+    fn a_batch_decides_in_order_on_its_own_changes_and_dedupes_inside_itself() {
+        let state = PartitionState::new(100);
+        let account = Uuid::new_v4();
+        let deposit_id = Uuid::new_v4();
+        let eur = Currency::parse("EUR").expect("EUR");
+        let mut batch = vec![
+            command(
+                account,
+                Uuid::new_v4(),
+                AccountCommand::Open {
+                    owner_id: "o".into(),
+                    currency: eur,
+                    overdraft_limit: 0,
+                },
+            ),
+            command(
+                account,
+                deposit_id,
+                AccountCommand::Deposit {
+                    amount: 50,
+                    reference: None,
+                },
+            ),
+            command(
+                account,
+                deposit_id,
+                AccountCommand::Deposit {
+                    amount: 50,
+                    reference: None,
+                },
+            ),
+            command(
+                account,
+                Uuid::new_v4(),
+                AccountCommand::Withdraw {
+                    amount: 80,
+                    reference: None,
+                },
+            ),
+            Incoming {
+                partition: 0,
+                offset: 0,
+                payload: b"not json".to_vec(),
+            },
+        ];
+        let plan = plan(&state, &mut batch);
+        assert_eq!(plan.events.len(), 2, "open and one deposit");
+        assert_eq!(plan.events[0].envelope.sequence, 1);
+        assert_eq!(plan.events[1].envelope.sequence, 2);
+        assert_eq!(
+            plan.events[1].envelope.prev_hash,
+            plan.events[0].envelope.hash
+        );
+        assert_eq!(
+            plan.results.len(),
+            4,
+            "the undecodable record has no result"
+        );
+        assert_eq!(plan.malformed, 1);
+        assert!(matches!(
+            plan.results[2].outcome,
+            PlannedOutcome::Accepted {
+                duplicate: true,
+                version: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            plan.results[3].outcome,
+            PlannedOutcome::Rejected {
+                code: "insufficient_funds",
+                ..
+            }
+        ));
+        assert_eq!(
+            plan.next_offsets[&0], 15,
+            "every consumed record is committed"
+        );
+        assert_eq!(plan.overlay[&(0, account)].account.balance(), 50);
+        assert_eq!(state.accounts.len(), 0, "planning changes nothing");
+    }
+
+    #[test]
+    fn a_customer_cannot_act_on_an_account_it_does_not_own() {
+        let mut state = PartitionState::new(100);
+        let account = Uuid::new_v4();
+        let eur = Currency::parse("EUR").expect("EUR");
+        let open = AccountCommand::Open {
+            owner_id: "alice".into(),
+            currency: eur,
+            overdraft_limit: 0,
+        };
+        let planned = plan(&state, &mut [command(account, Uuid::new_v4(), open)]);
+        for ((partition, id), slot) in planned.overlay {
+            assert_eq!(partition, 0);
+            state.accounts.insert(id, slot);
+        }
+        let mut deposit = command(
+            account,
+            Uuid::new_v4(),
+            AccountCommand::Deposit {
+                amount: 5,
+                reference: None,
+            },
+        );
+        let mut envelope = CommandEnvelope::decode(&deposit.payload).expect("decodes");
+        envelope.actor = Actor {
+            sub: "mallory".into(),
+            role: "customer".into(),
+        };
+        deposit.payload = envelope.encode();
+        let planned = plan(&state, &mut [deposit]);
+        assert!(planned.events.is_empty());
+        assert!(matches!(
+            planned.results[0].outcome,
+            PlannedOutcome::Rejected {
+                kind: RejectionKind::NotFound,
+                ..
+            }
+        ));
+    }
+}

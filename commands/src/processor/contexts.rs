@@ -23,7 +23,11 @@ pub struct RebalanceContext {
 impl RebalanceContext {
     /// The current epoch of a partition; `None` when not assigned.
     pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.epochs.lock().ok()?.get(&(topic.to_string(), partition)).copied()
+        self.epochs
+            .lock()
+            .ok()?
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 
     fn bump(&self, partitions: impl Iterator<Item = (String, i32)>, assigned: bool) {
@@ -46,8 +50,11 @@ impl ClientContext for RebalanceContext {}
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            let partitions: Vec<(String, i32)> =
-                list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+            let partitions: Vec<(String, i32)> = list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
             tracing::info!(?partitions, "partitions revoked");
             crate::metrics::rebalanced("revoke");
             self.bump(partitions.into_iter(), false);
@@ -57,8 +64,11 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let partitions: Vec<(String, i32)> =
-                    list.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let partitions: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
                 tracing::info!(?partitions, "partitions assigned");
                 crate::metrics::rebalanced("assign");
                 self.bump(partitions.into_iter(), true);

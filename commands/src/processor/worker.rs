@@ -130,7 +130,8 @@ impl Worker {
                 }
                 Some(Ok(message)) => {
                     let partition = message.partition();
-                    let Some(epoch) = self.consumer.context().epoch(message.topic(), partition) else {
+                    let Some(epoch) = self.consumer.context().epoch(message.topic(), partition)
+                    else {
                         continue;
                     };
                     batch.push((
