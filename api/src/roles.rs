@@ -21,11 +21,28 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const NONE: Roles = Roles { http: false, processor: false, saga: false };
-    pub const SERVE: Roles = Roles { http: true, ..Roles::NONE };
-    pub const PROCESS: Roles = Roles { processor: true, ..Roles::NONE };
-    pub const SAGA: Roles = Roles { saga: true, ..Roles::NONE };
-    pub const ALL: Roles = Roles { http: true, processor: true, saga: true };
+    pub const NONE: Roles = Roles {
+        http: false,
+        processor: false,
+        saga: false,
+    };
+    pub const SERVE: Roles = Roles {
+        http: true,
+        ..Roles::NONE
+    };
+    pub const PROCESS: Roles = Roles {
+        processor: true,
+        ..Roles::NONE
+    };
+    pub const SAGA: Roles = Roles {
+        saga: true,
+        ..Roles::NONE
+    };
+    pub const ALL: Roles = Roles {
+        http: true,
+        processor: true,
+        saga: true,
+    };
 }
 
 /// A shutdown signal that many tasks can wait on.
@@ -84,7 +101,11 @@ pub async fn run_reporting(
     if roles.saga {
         let saga = SagaSettings::new(settings.kafka.clone());
         let stop = local.wait();
-        tasks.spawn(async move { saga::run_until(saga, stop).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            saga::run_until(saga, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
     }
     if roles.http {
         let db = match settings.database_url.as_deref() {

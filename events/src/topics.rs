@@ -143,7 +143,11 @@ pub fn partition_counts(
         .filter(|t| names.iter().any(|name| name.as_str() == t.name()))
         .filter(|t| t.error().is_none() && !t.partitions().is_empty())
         // a partition without a leader yet cannot take reads or writes
-        .filter(|t| t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none()))
+        .filter(|t| {
+            t.partitions()
+                .iter()
+                .all(|p| p.leader() >= 0 && p.error().is_none())
+        })
         .map(|t| (t.name().to_string(), t.partitions().len() as i32))
         .collect())
 }
