@@ -34,6 +34,8 @@ pub struct AppState {
     pub db: Option<PgPool>,
     pub kafka_probe: Arc<KafkaProbe>,
     pub metrics: PrometheusHandle,
+    /// How far the projections are (read-your-writes); present when a database is configured.
+    pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,7 +99,11 @@ impl Application {
         let jwt = Arc::new(JwtKeys::hs256(settings.require_jwt_secret()?));
         let gateway = Gateway::start(kafka, settings.command_timeout).await?;
         let kafka_probe = Arc::new(KafkaProbe::new(kafka)?);
+        let progress = db
+            .clone()
+            .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
         let state = AppState {
+            progress,
             gateway: Some(gateway.clone()),
             jwt,
             db,

@@ -30,6 +30,8 @@ pub enum Command {
     Process,
     /// Transfer process manager (credit after debit, refund after a rejected credit).
     Saga,
+    /// Projectors: fold the event log into the PostgreSQL read models.
+    Project,
     /// Every role in one process (local use).
     All,
     /// Mint a bearer token from the configured key.
@@ -56,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => run_roles(settings, Roles::SERVE).await,
         Command::Process => run_roles(settings, Roles::PROCESS).await,
         Command::Saga => run_roles(settings, Roles::SAGA).await,
+        Command::Project => run_roles(settings, Roles::PROJECT).await,
         Command::All => run_roles(settings, Roles::ALL).await,
         Command::Token { role, sub, ttl } => {
             let keys = JwtKeys::hs256(settings.require_jwt_secret()?);

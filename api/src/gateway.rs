@@ -160,6 +160,12 @@ impl Gateway {
     }
 }
 
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A consumer of every results partition, positioned at its current end.
 fn results_consumer(kafka: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
     let topic = kafka.topics().results;

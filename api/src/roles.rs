@@ -1,4 +1,4 @@
-//! Running the long-lived roles (`serve`, `process`, `saga`, `all`) until a shutdown signal.
+//! Running the long-lived roles (`serve`, `process`, `saga`, `project`, `all`) until a shutdown signal.
 //!
 //! Every role gets the same shutdown signal; when one role fails, the others are told to stop
 //! too, so a process never limps on half-alive.
@@ -18,6 +18,7 @@ pub struct Roles {
     pub http: bool,
     pub processor: bool,
     pub saga: bool,
+    pub projector: bool,
 }
 
 impl Roles {
@@ -25,6 +26,7 @@ impl Roles {
         http: false,
         processor: false,
         saga: false,
+        projector: false,
     };
     pub const SERVE: Roles = Roles {
         http: true,
@@ -38,10 +40,15 @@ impl Roles {
         saga: true,
         ..Roles::NONE
     };
+    pub const PROJECT: Roles = Roles {
+        projector: true,
+        ..Roles::NONE
+    };
     pub const ALL: Roles = Roles {
         http: true,
         processor: true,
         saga: true,
+        projector: true,
     };
 }
 
@@ -103,6 +110,20 @@ pub async fn run_reporting(
         let stop = local.wait();
         tasks.spawn(async move {
             saga::run_until(saga, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+    if roles.projector {
+        let url = settings.require_database_url()?;
+        let pool = logbook_projections::db::pool(
+            logbook_projections::db::options(url, settings.database_password.as_ref())?,
+            4,
+        );
+        let projector = logbook_projections::ProjectorSettings::new(settings.kafka.clone());
+        let stop = local.wait();
+        tasks.spawn(async move {
+            logbook_projections::run_until(projector, pool, stop)
                 .await
                 .map_err(anyhow::Error::from)
         });

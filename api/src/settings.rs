@@ -111,6 +111,14 @@ pub struct Args {
         global = true
     )]
     pub command_timeout_ms: u64,
+    /// How long a query with `min_position` waits for the projection before answering 503.
+    #[arg(
+        long,
+        env = "LOGBOOK_READ_WAIT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub read_wait_ms: u64,
     /// Most commands per processor transaction.
     #[arg(
         long,
@@ -161,6 +169,7 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub jwt_secret: Option<Secret>,
     pub command_timeout: Duration,
+    pub read_wait: Duration,
     pub processor_batch_max: usize,
     pub processor_linger: Duration,
     pub environment: Environment,
@@ -213,6 +222,7 @@ impl Args {
                 &self.jwt_secret_file,
             )?,
             command_timeout: Duration::from_millis(self.command_timeout_ms),
+            read_wait: Duration::from_millis(self.read_wait_ms),
             processor_batch_max: self.processor_batch_max,
             processor_linger: Duration::from_millis(self.processor_linger_ms),
             environment: self.environment,

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 pub mod checks;
 pub mod log;
+pub mod read;
 
 /// Partitions of the test topics: enough to spread accounts, small enough to be quick.
 pub const TEST_PARTITIONS: i32 = 4;
@@ -110,6 +111,7 @@ impl TestEnv {
             database_max_connections: 10,
             jwt_secret: Some(self.jwt_secret.clone()),
             command_timeout: Duration::from_secs(30),
+            read_wait: Duration::from_secs(5),
             processor_batch_max: 500,
             processor_linger: Duration::from_millis(2),
             environment: Environment::Development,
@@ -228,23 +230,6 @@ fn init_logs() {
     logbook_api::telemetry::init_tracing(logbook_api::settings::LogFormat::Human);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::replace_database;
-
-    #[test]
-    fn database_name_is_replaced() {
-        assert_eq!(
-            replace_database("postgres://u@h:1/logbook", "x"),
-            "postgres://u@h:1/x"
-        );
-        assert_eq!(
-            replace_database("postgres://u@h:1/logbook?sslmode=require", "x"),
-            "postgres://u@h:1/x?sslmode=require"
-        );
-    }
-}
-
 /// The `logbook` binary for tests that need separate OS processes: `LOGBOOK_BIN`, or the
 /// workspace's debug build (`scripts/dev test` builds it first).
 pub fn logbook_binary() -> std::path::PathBuf {
@@ -261,4 +246,21 @@ pub fn logbook_binary() -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            replace_database("postgres://u@h:1/logbook", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:1/logbook?sslmode=require", "x"),
+            "postgres://u@h:1/x?sslmode=require"
+        );
+    }
 }

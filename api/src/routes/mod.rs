@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod health;
+pub mod queries;
 pub mod transfers;
 
 use std::time::Instant;
@@ -36,9 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
         .route("/v1/accounts/{id}/close", post(commands::close))
         .route("/v1/transfers", post(transfers::create))
+        .route("/v1/transfers/{id}", get(transfers::get_transfer))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .merge(queries::routes())
         .with_state(state)
 }
 

@@ -134,3 +134,44 @@ async fn reject_known_currency_mismatch(
         _ => Ok(()),
     }
 }
+
+/// GET /v1/transfers/{id}: pending, completed, or failed with the reason, and when each step
+/// happened. Customers see transfers touching an account they own; others get 404.
+pub async fn get_transfer(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    principal: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    query: Result<
+        axum::extract::Query<super::queries::ReadParams>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, super::queries::QueryError> {
+    require(&principal, Action::ReadTransactions)?;
+    let id = super::parse_id(&id)?;
+    let params = super::queries::params(query)?;
+    let mut errors = Vec::new();
+    let position = super::queries::min_position(params.min_position.as_deref(), &mut errors);
+    super::queries::reject_invalid(errors)?;
+    let pool = super::queries::read_model(&state, position).await?;
+    let transfer = logbook_projections::queries::transfer(pool, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    let access = crate::policy::access(principal.role, Action::ReadTransactions);
+    if access != crate::policy::Access::Any {
+        let mut visible = false;
+        for account in [transfer.from_account_id, transfer.to_account_id]
+            .into_iter()
+            .flatten()
+        {
+            let owned = super::queries::visible_account(pool, account, &principal, access)
+                .await
+                .is_ok();
+            visible |= owned;
+        }
+        if !visible {
+            return Err(ApiError::NotFound.into());
+        }
+    }
+    Ok(Json(transfer).into_response())
+}

@@ -115,6 +115,8 @@ impl Processor {
             .await
             .map_err(|_| ProcessorError::Panicked)??;
         let stop = processor.stop.clone();
+        // dropped with this future (a runtime shutting down drops its tasks): the thread stops
+        let _stop_on_drop = StopOnDrop(stop.clone());
         let joined = tokio::task::spawn_blocking(move || processor.join());
         tokio::pin!(joined);
         tokio::select! {
@@ -122,5 +124,15 @@ impl Processor {
             () = shutdown => stop.store(true, Ordering::Relaxed),
         }
         joined.await.map_err(|_| ProcessorError::Panicked)?
+    }
+}
+
+/// Sets a stop flag when dropped, so a loop thread ends with the future that owned it.
+#[derive(Debug)]
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

@@ -62,6 +62,7 @@ pub async fn run_until(
 ) -> Result<(), SagaError> {
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
+    let _stop_on_drop = crate::processor::StopOnDrop(stop.clone());
     let joined = tokio::task::spawn_blocking(move || Saga::new(settings)?.run(&thread_stop));
     tokio::pin!(joined);
     tokio::select! {

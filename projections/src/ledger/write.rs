@@ -1,0 +1,165 @@
+//! The ledger's SQL: loading the rows a batch starts from, and writing its rows set-based
+//! (one `INSERT … SELECT FROM UNNEST … ON CONFLICT` per table, parameters bound as arrays).
+//!
+//! Every write is idempotent on its own: accounts only move forward by version, lines are
+//! keyed by (account_id, sequence), transfer legs merge with COALESCE.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::rows::{AccountRow, LedgerRows, LineRow, TransferRow};
+use crate::projection::Sink;
+
+/// Current rows of the given accounts.
+pub async fn load_accounts(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, AccountRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT account_id, owner_id, currency, balance, overdraft_limit, status, version, \
+         opened_at, updated_at FROM {} WHERE account_id = ANY($1)",
+        sink.table("accounts")
+    );
+    let rows: Vec<AccountRow> = sqlx::query_as(&sql).bind(ids).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.account_id, r)).collect())
+}
+
+/// Writes the rows of one batch.
+pub async fn write(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &LedgerRows,
+) -> Result<(), sqlx::Error> {
+    write_accounts(conn, sink, &rows.accounts).await?;
+    write_lines(conn, sink, &rows.lines).await?;
+    write_transfers(conn, sink, &rows.transfers).await
+}
+
+async fn write_accounts(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[AccountRow],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let table = sink.table("accounts");
+    let sql = format!(
+        "INSERT INTO {table} (account_id, owner_id, currency, balance, overdraft_limit, status, \
+         version, opened_at, updated_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+         $6::text[], $7::int8[], $8::timestamptz[], $9::timestamptz[]) \
+         ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, \
+         status = EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
+         WHERE {table}.version < EXCLUDED.version"
+    );
+    sqlx::query(&sql)
+        .bind(column(rows, |r| r.account_id))
+        .bind(column(rows, |r| r.owner_id.clone()))
+        .bind(column(rows, |r| r.currency.clone()))
+        .bind(column(rows, |r| r.balance))
+        .bind(column(rows, |r| r.overdraft_limit))
+        .bind(column(rows, |r| r.status.clone()))
+        .bind(column(rows, |r| r.version))
+        .bind(column(rows, |r| r.opened_at))
+        .bind(column(rows, |r| r.updated_at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn write_lines(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[LineRow],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO {} (account_id, sequence, kind, amount, balance_after, reference, \
+         transfer_id, counterparty_id, event_id, occurred_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::int8[], \
+         $6::text[], $7::uuid[], $8::uuid[], $9::uuid[], $10::timestamptz[]) \
+         ON CONFLICT (account_id, sequence) DO NOTHING",
+        sink.table("account_transactions")
+    );
+    sqlx::query(&sql)
+        .bind(column(rows, |r| r.account_id))
+        .bind(column(rows, |r| r.sequence))
+        .bind(column(rows, |r| r.kind.as_str().to_owned()))
+        .bind(column(rows, |r| r.amount))
+        .bind(column(rows, |r| r.balance_after))
+        .bind(column(rows, |r| r.reference.clone()))
+        .bind(column(rows, |r| r.transfer_id))
+        .bind(column(rows, |r| r.counterparty_id))
+        .bind(column(rows, |r| r.event_id))
+        .bind(column(rows, |r| r.occurred_at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn write_transfers(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[TransferRow],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let table = sink.table("transfers");
+    let keep = |c: &str| format!("{c} = COALESCE({table}.{c}, EXCLUDED.{c})");
+    let merged: Vec<String> = [
+        "from_account_id",
+        "to_account_id",
+        "amount",
+        "currency",
+        "reason",
+        "reference",
+        "debited_at",
+        "credited_at",
+        "refunded_at",
+    ]
+    .iter()
+    .map(|c| keep(c))
+    .collect();
+    let sql = format!(
+        "INSERT INTO {table} (transfer_id, from_account_id, to_account_id, amount, currency, \
+         reason, reference, debited_at, credited_at, refunded_at, updated_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], \
+         $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], \
+         $11::timestamptz[]) \
+         ON CONFLICT (transfer_id) DO UPDATE SET {}, \
+         updated_at = GREATEST({table}.updated_at, EXCLUDED.updated_at)",
+        merged.join(", ")
+    );
+    let times = |f: fn(&TransferRow) -> Option<DateTime<Utc>>| column(rows, f);
+    sqlx::query(&sql)
+        .bind(column(rows, |r| r.transfer_id))
+        .bind(column(rows, |r| r.from_account_id))
+        .bind(column(rows, |r| r.to_account_id))
+        .bind(column(rows, |r| r.amount))
+        .bind(column(rows, |r| r.currency.clone()))
+        .bind(column(rows, |r| r.reason.clone()))
+        .bind(column(rows, |r| r.reference.clone()))
+        .bind(times(|r| r.debited_at))
+        .bind(times(|r| r.credited_at))
+        .bind(times(|r| r.refunded_at))
+        .bind(column(rows, |r| r.updated_at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One column of a row set, as the array bound to an UNNEST parameter.
+fn column<R, T>(rows: &[R], get: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(get).collect()
+}
