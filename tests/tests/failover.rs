@@ -119,6 +119,7 @@ async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
     while sent.load(Ordering::Relaxed) < total / 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let killed_at = Instant::now();
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     for client in clients {
@@ -126,6 +127,11 @@ async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
     }
     assert_eq!(sent.load(Ordering::Relaxed), total);
 
+    // The killed processor's open transaction holds back the last stable offset of its
+    // partitions until the broker aborts it (transaction.timeout.ms = 10 s): only then do
+    // read_committed readers see what the new owner committed after it.
+    let resolved = killed_at + Duration::from_secs(15);
+    tokio::time::sleep(resolved.saturating_duration_since(Instant::now())).await;
     let kafka = env.kafka.clone();
     let events = tokio::task::spawn_blocking(move || log::events(&kafka))
         .await
