@@ -36,6 +36,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// How far the projections are (read-your-writes); present when a database is configured.
     pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
+    pub kafka: KafkaSettings,
 }
 
 impl std::fmt::Debug for AppState {
@@ -103,6 +104,7 @@ impl Application {
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
         let state = AppState {
+            kafka: kafka.clone(),
             progress,
             gateway: Some(gateway.clone()),
             jwt,

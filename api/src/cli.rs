@@ -48,6 +48,9 @@ pub enum Command {
     Topics,
     /// Apply the PostgreSQL migrations.
     Migrate,
+    /// Rebuild a projection (ledger or archive) from offset 0 into shadow tables, then swap
+    /// them in while the live tables keep serving.
+    Rebuild { projection: String },
 }
 
 /// Runs the parsed command line.
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(created = ?report.created, partitions = report.partitions, "topics ready");
             Ok(())
         }
+        Command::Rebuild { projection } => rebuild_projection(&settings, &projection).await,
         Command::Migrate => {
             let options = logbook_projections::db::options(
                 settings.require_database_url()?,
@@ -109,4 +113,53 @@ async fn run_roles(settings: crate::settings::Settings, which: Roles) -> anyhow:
         let _ = trigger.send(true);
     });
     roles::run(settings, which, shutdown).await
+}
+
+/// `logbook rebuild <projection>`, with a progress line on stderr every second.
+async fn rebuild_projection(
+    settings: &crate::settings::Settings,
+    name: &str,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let projection = logbook_projections::Projection::parse(name)
+        .ok_or_else(|| anyhow::anyhow!("unknown projection {name} (ledger, archive)"))?;
+    let options = logbook_projections::db::options(
+        settings.require_database_url()?,
+        settings.database_password.as_ref(),
+    )?;
+    let pool = logbook_projections::db::pool(options, 4);
+    let projector = logbook_projections::ProjectorSettings::new(settings.require_kafka()?.clone());
+    let (progress, mut watch) =
+        tokio::sync::watch::channel(logbook_projections::rebuild::RebuildProgress::default());
+    let reporter = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        while watch.changed().await.is_ok() {
+            let now: logbook_projections::rebuild::RebuildProgress =
+                watch.borrow_and_update().clone();
+            let _ = write!(
+                std::io::stderr(),
+                "\rrebuild {}: {} offsets to go, {:.0} s",
+                projection.name(),
+                now.remaining(),
+                started.elapsed().as_secs_f64()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let report = logbook_projections::rebuild::rebuild(
+        projector,
+        pool,
+        projection,
+        Some(progress),
+        roles::signal(),
+    )
+    .await?;
+    reporter.abort();
+    let _ = writeln!(std::io::stderr());
+    tracing::info!(
+        projection = projection.name(),
+        took_ms = report.took.as_millis() as u64,
+        "rebuild swapped in"
+    );
+    Ok(())
 }

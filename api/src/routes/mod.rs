@@ -2,6 +2,7 @@
 //! [`execute`], which turns a command into an envelope, sends it through the gateway and maps
 //! its result to a response.
 
+pub mod admin;
 pub mod commands;
 pub mod health;
 pub mod queries;
@@ -38,6 +39,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{id}/close", post(commands::close))
         .route("/v1/transfers", post(transfers::create))
         .route("/v1/transfers/{id}", get(transfers::get_transfer))
+        .route("/v1/admin/projections", get(admin::projections))
+        .route(
+            "/v1/admin/projections/{name}/rebuild",
+            post(admin::start_rebuild),
+        )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
