@@ -118,6 +118,25 @@ impl TestEnv {
         }
     }
 
+    /// Starts `logbook <role>` as a separate OS process of this environment (for SIGKILL tests);
+    /// its log goes to the temp folder.
+    pub fn spawn_child(&self, role: &str, name: &str) -> std::process::Child {
+        let log = std::env::temp_dir().join(format!("{}-{name}.log", self.kafka.topic_prefix));
+        std::process::Command::new(logbook_binary())
+            .arg(role)
+            .env("LOGBOOK_KAFKA_BROKERS", &self.kafka.brokers)
+            .env("LOGBOOK_TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("LOGBOOK_ENVIRONMENT", "development")
+            .env("LOGBOOK_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(
+                std::fs::File::create(log).expect("log file"),
+            ))
+            .spawn()
+            .expect("start a logbook child process")
+    }
+
     /// A bearer token of this environment's key.
     pub fn token(&self, role: Role, sub: &str) -> String {
         JwtKeys::hs256(&self.jwt_secret)
@@ -186,6 +205,39 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// POSTs one intent until it has a definitive answer (201, 200, 202, 404, 409, 422),
+    /// retrying timeouts and unavailability with the same Idempotency-Key, as a client should.
+    pub async fn post_until_answered(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let key = Uuid::new_v4().to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let response = self
+                .client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .header("Idempotency-Key", &key)
+                .json(body)
+                .send()
+                .await;
+            if let Ok(response) = response {
+                let status = response.status().as_u16();
+                if matches!(status, 200 | 201 | 202 | 404 | 409 | 422) {
+                    return (status, response.json().await.expect("json"));
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no answer for {path} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Graceful stop; returns the roles' outcome (Ok when already stopped).

@@ -3,7 +3,6 @@
 //! duplicated, every account's sequence is gapless and balances match the accepted commands.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use logbook_api::auth::Role;
 use logbook_api::roles::Roles;
 use logbook_tests::checks::assert_log_invariants;
-use logbook_tests::{TestApp, TestEnv, log, logbook_binary};
+use logbook_tests::{TestEnv, log};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -20,54 +19,11 @@ const ACCOUNTS: usize = 12;
 const CLIENTS: usize = 8;
 const COMMANDS_PER_CLIENT: usize = 40;
 
-fn spawn_processor(env: &TestEnv, name: &str) -> Child {
-    Command::new(logbook_binary())
-        .arg("process")
-        .env("LOGBOOK_KAFKA_BROKERS", &env.kafka.brokers)
-        .env("LOGBOOK_TOPIC_PREFIX", &env.kafka.topic_prefix)
-        .env("LOGBOOK_ENVIRONMENT", "development")
-        .env("LOGBOOK_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,librdkafka=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(
-                std::env::temp_dir().join(format!("{}-{name}.log", env.kafka.topic_prefix)),
-            )
-            .expect("log file"),
-        ))
-        .spawn()
-        .expect("start logbook process")
-}
-
-/// Sends one intent until it has a definitive answer, retrying with the same Idempotency-Key.
-async fn send_until_answered(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
-    let key = Uuid::new_v4().to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let response = app
-            .client
-            .post(app.url(path))
-            .bearer_auth(token)
-            .header("Idempotency-Key", &key)
-            .json(body)
-            .send()
-            .await;
-        if let Ok(response) = response {
-            let status = response.status().as_u16();
-            if matches!(status, 200 | 201 | 409) {
-                return (status, response.json().await.expect("json"));
-            }
-        }
-        assert!(Instant::now() < deadline, "no answer for {path} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
     let env = TestEnv::new().await;
-    let mut first = spawn_processor(&env, "p1");
-    let mut second = spawn_processor(&env, "p2");
+    let mut first = env.spawn_child("process", "p1");
+    let mut second = env.spawn_child("process", "p2");
     let mut settings = env.settings();
     settings.command_timeout = Duration::from_secs(8);
     let app = Arc::new(env.spawn_with(settings, Roles::SERVE).await);
@@ -77,7 +33,7 @@ async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
     for i in 0..ACCOUNTS {
         let id = Uuid::new_v4();
         let body = json!({"owner_id": format!("o{i}"), "currency": "EUR", "account_id": id});
-        let (status, _) = send_until_answered(&app, &token, "/v1/accounts", &body).await;
+        let (status, _) = app.post_until_answered(&token, "/v1/accounts", &body).await;
         assert_eq!(status, 201);
         accounts.push(id);
     }
@@ -101,8 +57,9 @@ async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
                 let withdraw = n % 3 == 2;
                 let kind = if withdraw { "withdrawals" } else { "deposits" };
                 let path = format!("/v1/accounts/{account}/{kind}");
-                let (status, body) =
-                    send_until_answered(&app, &token, &path, &json!({"amount": amount})).await;
+                let (status, body) = app
+                    .post_until_answered(&token, &path, &json!({"amount": amount}))
+                    .await;
                 if status == 200 {
                     let delta = if withdraw { -amount } else { amount };
                     *expected.lock().await.entry(account).or_default() += delta;
