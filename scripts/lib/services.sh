@@ -178,11 +178,13 @@ start_kafka() {
     log "Kafka already running on 127.0.0.1:$KAFKA_PORT"
     return
   fi
-  KAFKA_PORT="$(free_port "$KAFKA_PORT_DEFAULT")"
+  # a restart keeps the ports the storage was formatted with, when they are free
+  KAFKA_PORT="$(free_port "$(cat "$KAFKA_DIR/port" 2>/dev/null || echo "$KAFKA_PORT_DEFAULT")")"
   local cport
-  cport="$(free_port $((KAFKA_PORT + 1)))"
+  cport="$(free_port "$(cat "$KAFKA_DIR/controller-port" 2>/dev/null || echo $((KAFKA_PORT + 1)))")"
   mkdir -p "$KAFKA_DIR"
   echo "$KAFKA_PORT" >"$KAFKA_DIR/port"
+  echo "$cport" >"$KAFKA_DIR/controller-port"
   write_kafka_config "$KAFKA_PORT" "$cport"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local cluster_id
