@@ -111,3 +111,28 @@ mod tests {
         assert!(!format!("{settings:?}").contains("kafka-pass-123"));
     }
 }
+
+/// Client context for readers that read partitions to their end (`enable.partition.eof`):
+/// the end of a partition is an expected event there, not an error worth an ERROR log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EndOfLogReader;
+
+impl rdkafka::ClientContext for EndOfLogReader {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !is_end_of_partition(&error) {
+            tracing::error!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+/// Whether a client error only says that a reader reached the end of a partition.
+pub fn is_end_of_partition(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    )
+}
+
+impl rdkafka::consumer::ConsumerContext for EndOfLogReader {}

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use logbook_events::kafka::EndOfLogReader;
 use logbook_events::{KafkaSettings, Position, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -39,7 +40,7 @@ pub fn restore_partition(
     timeout: Duration,
 ) -> Result<PartitionState, RestoreError> {
     let topic = kafka.topics().events;
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<EndOfLogReader> = kafka
         .client_config()
         .set("group.id", "logbook-restore-unused")
         .set("enable.auto.commit", "false")
@@ -48,7 +49,7 @@ pub fn restore_partition(
         .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
-        .create()?;
+        .create_with_context(EndOfLogReader)?;
     let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
     let mut state = PartitionState::new(dedupe_capacity);
     state.next_event_offset = high;
