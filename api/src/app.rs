@@ -37,6 +37,8 @@ pub struct AppState {
     /// How far the projections are (read-your-writes); present when a database is configured.
     pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
     pub kafka: KafkaSettings,
+    /// None when rate limiting is switched off.
+    pub rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -104,6 +106,10 @@ impl Application {
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
         let state = AppState {
+            rate_limiter: settings
+                .rate_limits
+                .clone()
+                .map(|q| Arc::new(crate::ratelimit::RateLimiter::new(q))),
             kafka: kafka.clone(),
             progress,
             gateway: Some(gateway.clone()),
@@ -141,7 +147,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "HTTP API listening");
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         if let Some(gateway) = self.gateway {

@@ -6,6 +6,7 @@
 //! - [`app`]: the axum application (state, middleware, listener, graceful shutdown);
 //! - [`routes`]: the endpoints; [`gateway`]: sending commands and awaiting their results;
 //! - [`auth`]: bearer tokens; [`policy`]: the role matrix; [`problem`]: problem+json errors;
+//! - [`ratelimit`]: token buckets per principal and per client IP;
 //! - [`telemetry`]: logs and metrics.
 pub mod app;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod gateway;
 pub mod policy;
 pub mod problem;
+pub mod ratelimit;
 pub mod roles;
 pub mod routes;
 pub mod settings;

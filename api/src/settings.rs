@@ -119,6 +119,33 @@ pub struct Args {
         global = true
     )]
     pub read_wait_ms: u64,
+    /// Requests per second per principal (every role), and the burst above it; 0 switches
+    /// rate limiting off.
+    #[arg(
+        long,
+        env = "LOGBOOK_RATE_LIMIT_PER_SECOND",
+        default_value_t = 1000.0,
+        global = true
+    )]
+    pub rate_limit_per_second: f64,
+    #[arg(
+        long,
+        env = "LOGBOOK_RATE_LIMIT_BURST",
+        default_value_t = 2000.0,
+        global = true
+    )]
+    pub rate_limit_burst: f64,
+    /// Per client IP for requests without a valid token.
+    #[arg(
+        long,
+        env = "LOGBOOK_RATE_LIMIT_ANONYMOUS_PER_SECOND",
+        default_value_t = 20.0,
+        global = true
+    )]
+    pub rate_limit_anonymous_per_second: f64,
+    /// Per-role overrides, e.g. `customer=50:100,service=5000:10000` (rate:burst).
+    #[arg(long, env = "LOGBOOK_RATE_LIMITS", default_value = "", global = true)]
+    pub rate_limits: String,
     /// Most commands per processor transaction.
     #[arg(
         long,
@@ -170,6 +197,7 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     pub command_timeout: Duration,
     pub read_wait: Duration,
+    pub rate_limits: Option<crate::ratelimit::Quotas>,
     pub processor_batch_max: usize,
     pub processor_linger: Duration,
     pub environment: Environment,
@@ -179,6 +207,8 @@ pub struct Settings {
 pub enum SettingsError {
     #[error("{0} is not set (flag or environment variable)")]
     Missing(&'static str),
+    #[error("invalid LOGBOOK_RATE_LIMITS: {0}")]
+    RateLimits(String),
     #[error("cannot read {name} from {path}: {source}")]
     SecretFile {
         name: &'static str,
@@ -223,10 +253,32 @@ impl Args {
             )?,
             command_timeout: Duration::from_millis(self.command_timeout_ms),
             read_wait: Duration::from_millis(self.read_wait_ms),
+            rate_limits: self.quotas()?,
             processor_batch_max: self.processor_batch_max,
             processor_linger: Duration::from_millis(self.processor_linger_ms),
             environment: self.environment,
         })
+    }
+}
+
+impl Args {
+    fn quotas(&self) -> Result<Option<crate::ratelimit::Quotas>, SettingsError> {
+        use crate::ratelimit::{Quota, Quotas};
+        if self.rate_limit_per_second <= 0.0 {
+            return Ok(None);
+        }
+        let default = Quota {
+            per_second: self.rate_limit_per_second,
+            burst: self.rate_limit_burst.max(1.0),
+        };
+        let anonymous_rate = self.rate_limit_anonymous_per_second.max(0.001);
+        let anonymous = Quota {
+            per_second: anonymous_rate,
+            burst: (anonymous_rate * 2.0).max(1.0),
+        };
+        Quotas::parse(default, anonymous, &self.rate_limits)
+            .map(Some)
+            .map_err(SettingsError::RateLimits)
     }
 }
 

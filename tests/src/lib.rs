@@ -112,6 +112,7 @@ impl TestEnv {
             jwt_secret: Some(self.jwt_secret.clone()),
             command_timeout: Duration::from_secs(30),
             read_wait: Duration::from_secs(5),
+            rate_limits: None,
             processor_batch_max: 500,
             processor_linger: Duration::from_millis(2),
             environment: Environment::Development,

@@ -30,7 +30,7 @@ use crate::problem::{ApiError, FieldError};
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6762_6f6f_6b00_8000_0000_0000_0001);
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let v1 = Router::new()
         .route("/v1/accounts", post(commands::open_account))
         .route("/v1/accounts/{id}/deposits", post(commands::deposit))
         .route("/v1/accounts/{id}/withdrawals", post(commands::withdraw))
@@ -44,10 +44,16 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/projections/{name}/rebuild",
             post(admin::start_rebuild),
         )
+        .merge(queries::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
+        ));
+    Router::new()
+        .merge(v1)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .merge(queries::routes())
         .with_state(state)
 }
 
