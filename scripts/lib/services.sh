@@ -76,8 +76,12 @@ start_postgres() {
   mkdir -p "$PG_DIR"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres "$PG_DIR"
-    # the service user must be able to reach its folder and read the password file
-    chmod o+x "$WORK" "$WORK/.." 2>/dev/null || true
+    # the service user must be able to reach its folder: let it traverse every parent
+    local dir="$PG_DIR"
+    while ! runuser -u postgres -- test -x "$PG_DIR" && [ "$dir" != "/" ]; do
+      dir="$(dirname "$dir")"
+      chmod o+x "$dir" 2>/dev/null || true
+    done
   fi
   if [ ! -s "$data/PG_VERSION" ]; then
     log "creating a PostgreSQL cluster in $data"
