@@ -9,12 +9,14 @@ KAFKA_HEAP="${LOGBOOK_KAFKA_HEAP:-512m}"
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# A port that nothing listens on, starting from the preferred one.
+# A port that nothing listens on, starting from the preferred one ($1), never $2.
 free_port() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "${2:-0}" <<'PY'
 import socket, sys
-port = int(sys.argv[1])
-for candidate in list(range(port, port + 50)):
+port, taken = int(sys.argv[1]), int(sys.argv[2])
+for candidate in range(port, port + 50):
+    if candidate == taken:
+        continue
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", candidate))
@@ -185,7 +187,7 @@ start_kafka() {
   # a restart keeps the ports the storage was formatted with, when they are free
   KAFKA_PORT="$(free_port "$(cat "$KAFKA_DIR/port" 2>/dev/null || echo "$KAFKA_PORT_DEFAULT")")"
   local cport
-  cport="$(free_port "$(cat "$KAFKA_DIR/controller-port" 2>/dev/null || echo $((KAFKA_PORT + 1)))")"
+  cport="$(free_port "$(cat "$KAFKA_DIR/controller-port" 2>/dev/null || echo $((KAFKA_PORT + 1)))" "$KAFKA_PORT")"
   mkdir -p "$KAFKA_DIR"
   echo "$KAFKA_PORT" >"$KAFKA_DIR/port"
   echo "$cport" >"$KAFKA_DIR/controller-port"
