@@ -19,7 +19,7 @@ pub mod restore;
 pub mod state;
 mod worker;
 
-pub(crate) use worker::drain;
+pub(crate) use worker::{drain, send};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -212,7 +212,7 @@ impl Worker {
                 .key(&key)
                 .payload(&payload)
                 .headers(headers);
-            self.send(record)?;
+            send(&self.producer, record)?;
         }
         drain(&self.producer, timeout)?;
         let flushed = started.elapsed();
@@ -273,7 +273,7 @@ impl Worker {
             let record = BaseRecord::with_opaque_to(&topics.results, plan.events.len() + index)
                 .key(&key)
                 .payload(&payload);
-            self.send(record)?;
+            send(&self.producer, record)?;
         }
         let mut consumed = TopicPartitionList::new();
         for (partition, next) in &plan.next_offsets {
@@ -299,20 +299,6 @@ impl Worker {
         crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
         self.merge(plan, applied);
         Ok(())
-    }
-
-    /// Sends one record, serving delivery reports while librdkafka's queue is full.
-    fn send(&self, mut record: BaseRecord<'_, String, Vec<u8>, usize>) -> Result<(), KafkaError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(5));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
     }
 
     /// The transaction committed: its state becomes the partitions' state.
@@ -388,4 +374,25 @@ pub(crate) fn drain<C: rdkafka::producer::ProducerContext>(
         producer.poll(Duration::from_millis(1));
     }
     Ok(())
+}
+
+/// Sends one record, serving delivery reports while librdkafka's queue is full.
+pub(crate) fn send<C, D>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, String, Vec<u8>, D>,
+) -> Result<(), KafkaError>
+where
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = D>,
+    D: rdkafka::util::IntoOpaque,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
 }

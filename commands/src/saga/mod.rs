@@ -217,20 +217,8 @@ impl Saga {
                 continue;
             };
             let (key, payload) = (command.aggregate_id.to_string(), command.encode());
-            let mut record = BaseRecord::to(&commands_topic).key(&key).payload(&payload);
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        back,
-                    )) => {
-                        record = back;
-                        self.producer.poll(Duration::from_millis(5));
-                    }
-                    Err((error, _)) => return Err(error),
-                }
-            }
+            let record = BaseRecord::to(&commands_topic).key(&key).payload(&payload);
+            crate::processor::send(&self.producer, record)?;
             metrics::counter!("logbook_saga_steps_total").increment(1);
         }
         let mut offsets = TopicPartitionList::new();

@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset};
 use sqlx::PgPool;
 use tokio::runtime::Handle;
@@ -226,11 +226,7 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
 impl ClientContext for ProjectorContext {
     /// End-of-partition events also reach the client's error callback: they are not errors.
     fn error(&self, error: KafkaError, reason: &str) {
-        let end = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !end {
+        if !logbook_events::kafka::is_end_of_partition(&error) {
             tracing::error!(projection = %self.key, %error, reason, "kafka client error");
         }
     }
