@@ -15,18 +15,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::JwtKeys;
 use crate::gateway::Gateway;
 use crate::settings::Settings;
 
-/// Largest request body accepted (413 beyond).
-const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// How long open requests (and the audit queue) may take to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Shared by all handlers.
+/// Shared by all handlers (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Option<Arc<Gateway>>,
@@ -39,6 +37,10 @@ pub struct AppState {
     pub kafka: KafkaSettings,
     /// None when rate limiting is switched off.
     pub rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
+    /// Idempotency-Key answers; present when a database is configured.
+    pub idempotency: Option<crate::idempotency::IdempotencyStore>,
+    /// The security audit trail; present when a database is configured.
+    pub security_audit: Option<crate::security::audit::SecurityAudit>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +87,10 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     gateway: Option<Arc<Gateway>>,
+    /// HTTPS when configured.
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// Writes the security audit trail; finished after the last request.
+    audit_writer: Option<crate::security::audit::Writer>,
 }
 
 impl std::fmt::Debug for Application {
@@ -99,13 +105,39 @@ impl Application {
     /// Connects everything the HTTP role needs and binds its address.
     pub async fn build(settings: &Settings, db: Option<PgPool>) -> anyhow::Result<Self> {
         let kafka = settings.require_kafka()?;
-        let jwt = Arc::new(JwtKeys::hs256(settings.require_jwt_secret()?));
+        let jwt = Arc::new(JwtKeys::from_settings(
+            settings.jwt_secret.as_ref(),
+            &settings.jwt,
+        )?);
         let gateway = Gateway::start(kafka, settings.command_timeout).await?;
         let kafka_probe = Arc::new(KafkaProbe::new(kafka)?);
         let progress = db
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
+        let (security_audit, audit_writer) = match &db {
+            Some(pool) => {
+                let (audit, writer) = crate::security::audit::SecurityAudit::start(pool.clone());
+                (Some(audit), Some(writer))
+            }
+            None => (None, None),
+        };
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::security::tls::server_config)
+            .transpose()?;
+        // Every request ends within this; an in-flight Idempotency-Key older than it is orphaned.
+        let request_timeout = settings.command_timeout + Duration::from_secs(5);
+        let idempotency = db.clone().map(|pool| {
+            crate::idempotency::IdempotencyStore::start(
+                pool,
+                settings.limits.idempotency_ttl,
+                request_timeout,
+                settings.limits.max_body_bytes,
+            )
+        });
         let state = AppState {
+            security_audit,
             rate_limiter: settings
                 .rate_limits
                 .clone()
@@ -117,19 +149,29 @@ impl Application {
             db,
             kafka_probe,
             metrics: crate::telemetry::metrics_handle(),
+            idempotency,
         };
-        let router = crate::routes::router(state)
-            .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::GATEWAY_TIMEOUT,
-                settings.command_timeout + Duration::from_secs(5),
-            ))
-            .layer(TraceLayer::new_for_http());
+        let router = crate::limits::apply(
+            crate::routes::router(state),
+            settings.limits,
+            request_timeout,
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            crate::security::headers::HeaderPolicy { tls: tls.is_some() },
+            crate::security::headers::secure,
+        ))
+        .layer(TraceLayer::new_for_http());
+        let router = match crate::security::headers::cors(&settings.cors_origins)? {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
         let listener = TcpListener::bind(settings.require_http_addr()?).await?;
         Ok(Self {
             listener,
             router,
             gateway: Some(gateway),
+            tls,
+            audit_writer,
         })
     }
 
@@ -146,13 +188,36 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "HTTP API listening");
+        tracing::info!(
+            addr = %self.listener.local_addr()?,
+            tls = self.tls.is_some(),
+            "HTTP API listening"
+        );
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        match self.tls {
+            None => {
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
+                });
+                axum_server::from_tcp_rustls(self.listener.into_std()?, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await?
+            }
+        }
+        if let Some(writer) = self.audit_writer {
+            writer.finish(DRAIN_TIMEOUT).await;
+        }
         if let Some(gateway) = self.gateway {
             tokio::task::spawn_blocking(move || gateway.shutdown()).await?;
         }

@@ -48,9 +48,38 @@ pub enum Command {
     Topics,
     /// Apply the PostgreSQL migrations.
     Migrate,
+    /// Print the OpenAPI document (`logbook openapi > schemas/openapi.json`).
+    Openapi,
     /// Rebuild a projection (ledger or archive) from offset 0 into shadow tables, then swap
     /// them in while the live tables keep serving.
     Rebuild { projection: String },
+    /// Recompute every hash chain over the Kafka log or the archive; prints the report
+    /// (intact with counts, or the first broken event) and fails when broken.
+    Verify(crate::tools::verify::VerifyArgs),
+    /// Export a range of the log from Kafka to an NDJSON or CSV file.
+    Export(crate::tools::export::ExportArgs),
+    /// Fold the log (or an NDJSON export) up to an instant into a separate schema.
+    Replay(crate::tools::replay::ReplayArgs),
+    /// Copy the event log (all partitions) into compressed, checksummed segment files;
+    /// incremental: a second run into the same folder adds only what is new.
+    Backup {
+        /// Backup folder (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Also back up the commands and command-results topics.
+        #[arg(long)]
+        all_topics: bool,
+    },
+    /// Write a backup into the configured topics (created if missing), verifying checksums
+    /// and hash chains; continues an interrupted restore.
+    Restore {
+        /// Backup folder written by `logbook backup`.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Append even to partitions that hold other records.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Runs the parsed command line.
@@ -64,7 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project => run_roles(settings, Roles::PROJECT).await,
         Command::All => run_roles(settings, Roles::ALL).await,
         Command::Token { role, sub, ttl } => {
-            let keys = JwtKeys::hs256(settings.require_jwt_secret()?);
+            let keys = JwtKeys::from_settings(settings.jwt_secret.as_ref(), &settings.jwt)?;
             let token = keys.mint(&sub, role, ttl, chrono::Utc::now())?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{token}")?;
@@ -77,18 +106,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 replication_factor: settings.topic_replication_factor,
                 min_insync_replicas: settings.topic_min_insync_replicas,
             };
-            if settings.environment == Environment::Production && layout.replication_factor < 3 {
-                tracing::warn!(
-                    replication_factor = layout.replication_factor,
-                    "replication factor below 3: the log is not durable against a broker loss"
-                );
-            }
-            let report =
-                tokio::task::spawn_blocking(move || ensure_topics(&kafka, &layout)).await??;
+            // Outside development, the topics as they are (not as configured) are checked.
+            let check = settings.environment != Environment::Development;
+            let report = tokio::task::spawn_blocking(move || {
+                let report = ensure_topics(&kafka, &layout)?;
+                if check {
+                    warn_weak_durability(&kafka)?;
+                }
+                Ok::<_, logbook_events::topics::TopicError>(report)
+            })
+            .await??;
             tracing::info!(created = ?report.created, partitions = report.partitions, "topics ready");
             Ok(())
         }
+        Command::Openapi => {
+            use std::io::Write;
+            write!(std::io::stdout(), "{}", crate::openapi::document_text())?;
+            Ok(())
+        }
         Command::Rebuild { projection } => rebuild_projection(&settings, &projection).await,
+        Command::Verify(args) => crate::tools::verify::run(&settings, args).await,
+        Command::Export(args) => crate::tools::export::run(&settings, args).await,
+        Command::Replay(args) => crate::tools::replay::run(&settings, args).await,
+        Command::Backup { out, all_topics } => {
+            crate::backup::commands::backup(&settings, out, all_topics).await
+        }
+        Command::Restore { from, force } => {
+            crate::backup::commands::restore(&settings, from, force).await
+        }
         Command::Migrate => {
             let options = logbook_projections::db::options(
                 settings.require_database_url()?,
@@ -161,5 +206,25 @@ async fn rebuild_projection(
         took_ms = report.took.as_millis() as u64,
         "rebuild swapped in"
     );
+    Ok(())
+}
+
+/// Reads the topics' replication and configuration and warns about every setting weaker than
+/// production needs (RF 3, min.insync.replicas 2, no unclean leader election). Blocking.
+fn warn_weak_durability(
+    kafka: &logbook_events::KafkaSettings,
+) -> Result<(), logbook_events::topics::TopicError> {
+    use logbook_events::durability::{describe_topics, durability_warnings};
+    let topics = kafka.topics();
+    let names = [
+        topics.commands.as_str(),
+        topics.events.as_str(),
+        topics.results.as_str(),
+    ];
+    for topic in describe_topics(kafka, &names)? {
+        for warning in durability_warnings(&topic) {
+            tracing::warn!(topic = %topic.name, "{warning}");
+        }
+    }
     Ok(())
 }

@@ -7,15 +7,28 @@
 //! - [`routes`]: the endpoints; [`gateway`]: sending commands and awaiting their results;
 //! - [`auth`]: bearer tokens; [`policy`]: the role matrix; [`problem`]: problem+json errors;
 //! - [`ratelimit`]: token buckets per principal and per client IP;
-//! - [`telemetry`]: logs and metrics.
+//! - [`security`]: TLS, security headers and CORS, the security audit trail;
+//! - [`telemetry`]: logs and metrics;
+//! - [`backup`]: `logbook backup` and `logbook restore` (the log is the backup);
+//! - [`tools`]: `logbook verify`, `logbook export` and `logbook replay` (auditors, analysts);
+//! - [`openapi`]: the generated OpenAPI document and `/docs`; [`validation`]: command bodies
+//!   against `schemas/commands`; [`idempotency`]: the Idempotency-Key store; [`limits`]: sizes,
+//!   timeouts and the problem+json answers at the edges.
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod gateway;
+pub mod idempotency;
+pub mod limits;
+pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod ratelimit;
 pub mod roles;
 pub mod routes;
+pub mod security;
 pub mod settings;
 pub mod telemetry;
+pub mod tools;
+pub mod validation;

@@ -10,18 +10,19 @@ use logbook_commands::domain::RejectionKind;
 use serde::Serialize;
 use uuid::Uuid;
 
-/// One invalid field: a JSON pointer into the request body and what is wrong with it.
+/// One invalid field: a JSON pointer into the request body (or `/path/<name>`,
+/// `/query/<name>`, `/header/<name>`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub pointer: String,
-    pub detail: String,
+    pub message: String,
 }
 
 impl FieldError {
-    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             pointer: pointer.into(),
-            detail: detail.into(),
+            message: message.into(),
         }
     }
 }
@@ -30,6 +31,8 @@ impl FieldError {
 pub enum ApiError {
     #[error("the request is invalid")]
     Validation(Vec<FieldError>),
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
     #[error("{message}")]
     Rejected {
         kind: RejectionKind,
@@ -48,6 +51,24 @@ pub enum ApiError {
     Timeout { command_id: Uuid },
     #[error("the service is not ready")]
     Unavailable,
+    #[error("no such resource: {0}")]
+    RouteNotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request URL is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("the request did not complete in time; retry (with the same Idempotency-Key)")]
+    RequestTimeout,
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyKeyReused,
+    #[error("the first request with this Idempotency-Key is still in progress; retry later")]
+    IdempotencyInFlight,
+    #[error("the request failed with status {0}")]
+    Other(StatusCode),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -103,6 +124,50 @@ impl ApiError {
                 "internal",
                 "Internal error",
             ),
+            ApiError::InvalidJson(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                "Malformed JSON",
+            ),
+            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "no_route", "Not found"),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Body too large",
+            ),
+            ApiError::UriTooLong { .. } => {
+                (StatusCode::URI_TOO_LONG, "uri_too_long", "URL too long")
+            }
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "Headers too large",
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "request_timeout",
+                "Request timed out",
+            ),
+            ApiError::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key reused",
+            ),
+            ApiError::IdempotencyInFlight => (
+                StatusCode::CONFLICT,
+                "idempotency_in_flight",
+                "Request in progress",
+            ),
+            ApiError::Other(status) => (
+                *status,
+                "http_error",
+                status.canonical_reason().unwrap_or("Error"),
+            ),
         }
     }
 }
@@ -118,6 +183,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{error:#}"), "internal error");
         }
         let (status, code, title) = self.parts();
+        let retry = matches!(
+            self,
+            ApiError::Unavailable
+                | ApiError::Timeout { .. }
+                | ApiError::RequestTimeout
+                | ApiError::IdempotencyInFlight
+        );
         let problem = Problem {
             type_uri: problem_type(code),
             title,
@@ -137,6 +209,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

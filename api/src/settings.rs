@@ -102,6 +102,13 @@ pub struct Args {
     pub jwt_secret: Option<String>,
     #[arg(long, env = "LOGBOOK_JWT_SECRET_FILE", global = true)]
     pub jwt_secret_file: Option<PathBuf>,
+    /// JWT algorithm and keys besides the secret, TLS, CORS.
+    #[command(flatten)]
+    pub security: crate::security::settings::SecurityArgs,
+
+    /// HTTP limits (body, URL, header sizes) and the Idempotency-Key expiry.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 
     /// How long a command request waits for its result before answering 504.
     #[arg(
@@ -195,6 +202,11 @@ pub struct Settings {
     pub database_password: Option<Secret>,
     pub database_max_connections: u32,
     pub jwt_secret: Option<Secret>,
+    pub jwt: crate::security::settings::JwtOptions,
+    pub tls: Option<crate::security::settings::TlsSettings>,
+    /// Origins allowed by CORS; empty: CORS off.
+    pub cors_origins: Vec<String>,
+    pub limits: crate::limits::Limits,
     pub command_timeout: Duration,
     pub read_wait: Duration,
     pub rate_limits: Option<crate::ratelimit::Quotas>,
@@ -207,6 +219,8 @@ pub struct Settings {
 pub enum SettingsError {
     #[error("{0} is not set (flag or environment variable)")]
     Missing(&'static str),
+    #[error("invalid setting: {0}")]
+    Invalid(String),
     #[error("invalid LOGBOOK_RATE_LIMITS: {0}")]
     RateLimits(String),
     #[error("cannot read {name} from {path}: {source}")]
@@ -251,6 +265,10 @@ impl Args {
                 &self.jwt_secret,
                 &self.jwt_secret_file,
             )?,
+            jwt: self.security.jwt_options()?,
+            tls: self.security.tls()?,
+            cors_origins: self.security.cors_origins(),
+            limits: self.limits.resolve(),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
             read_wait: Duration::from_millis(self.read_wait_ms),
             rate_limits: self.quotas()?,
@@ -315,16 +333,33 @@ fn secret(
     value: &Option<String>,
     file: &Option<PathBuf>,
 ) -> Result<Option<Secret>, SettingsError> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
-            name,
-            path: path.clone(),
-            source,
-        })?;
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        return Ok(Some(Secret::new(text.strip_suffix('\r').unwrap_or(text))));
+    if file.is_none() {
+        return Ok(value.clone().map(Secret::new));
     }
-    Ok(value.clone().map(Secret::new))
+    Ok(read_value(name, value, file)?.map(|text| {
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        Secret::new(text.strip_suffix('\r').unwrap_or(text))
+    }))
+}
+
+/// A setting from its value or from a file, as written (the file wins).
+pub(crate) fn read_value(
+    name: &'static str,
+    value: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, SettingsError> {
+    match file {
+        Some(path) => {
+            std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|source| SettingsError::SecretFile {
+                    name,
+                    path: path.clone(),
+                    source,
+                })
+        }
+        None => Ok(value.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -8,16 +8,23 @@
 //! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
 //! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
 //! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
+//! - [`cursor`]: [`LogCursor`], a resumable next offset per partition (streams, exports).
+//! - [`audit`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
 //! - [`kafka`]: connection settings ([`KafkaSettings`]) and topic names ([`Topics`]).
 //! - [`topics`]: idempotent creation and checking of the three topics.
+//! - [`durability`]: the topics' replication and configuration, and warnings when they are
+//!   weaker than production needs.
 //! - [`secret`]: [`Secret`], a string that never prints.
 //!
-//! Apart from [`topics`], the crate does no I/O and reads no clock or randomness: callers supply ids and
+//! Apart from [`topics`] and [`durability`], the crate does no I/O and reads no clock or randomness: callers supply ids and
 //! timestamps, so everything here is deterministic and testable.
 
 pub mod account;
+pub mod audit;
 pub mod codec;
 pub mod currency;
+pub mod cursor;
+pub mod durability;
 pub mod envelope;
 pub mod hash;
 pub mod kafka;
@@ -26,11 +33,13 @@ pub mod secret;
 pub mod topics;
 
 pub use account::{ALL_EVENT_TYPES, AccountEvent};
+pub use audit::{BrokenEvent, Problem, Verification, VerifyReport};
 pub use codec::{
     CONTENT_TYPE_JSON, CodecError, HEADER_CONTENT_TYPE, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION,
     HEADER_TRACEPARENT, decode, encode, event_headers,
 };
 pub use currency::{Currency, CurrencyError};
+pub use cursor::{CursorError, LogCursor};
 pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
 pub use kafka::{KafkaSettings, Topics};

@@ -55,6 +55,11 @@ pub enum TopicError {
     },
     #[error("topic {0} is missing after creation")]
     Missing(String),
+    #[error("could not describe the configuration of topic {topic}: {code}")]
+    Describe {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates the missing topics and checks the partition invariant. Blocking: call it from a

@@ -21,6 +21,7 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One projection partition as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartitionStatus {
     /// Projection name, or `<name>__rebuild` for a rebuild in progress.
     pub projection: String,

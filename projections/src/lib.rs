@@ -9,6 +9,7 @@
 //! - [`progress`]: the API side of read-your-writes ([`progress::ProgressWatcher`]);
 //! - [`queries`]: the query functions and cursors the HTTP API serves;
 //! - [`rebuild`]: replaying a projection into shadow tables, then swapping them in;
+//! - [`replay`]: folding the log (or an export) into a separate schema for analysts;
 //! - [`admin`]: per projection and partition: stored offset, log end, lag, state;
 //! - [`metrics`]: the read side's Prometheus metrics.
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod projection;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;
+pub mod replay;
 
 pub use progress::ProgressWatcher;
 pub use projection::{Projection, Sink};

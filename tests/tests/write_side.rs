@@ -106,7 +106,8 @@ async fn a_command_sent_twice_is_applied_once() {
     let token = env.token(Role::Service, "svc-test");
     let account = open_account(&app, &token, "owner-2").await;
 
-    // Through HTTP: the same Idempotency-Key is the same command id.
+    // Through HTTP: the same Idempotency-Key replays the first answer (the gateway's
+    // idempotency store), and its command id is the same anyway (processor dedupe).
     let path = format!("/v1/accounts/{account}/deposits");
     let send = || async {
         let response = app
@@ -124,10 +125,7 @@ async fn a_command_sent_twice_is_applied_once() {
     let first = send().await;
     let second = send().await;
     assert_eq!(first["duplicate"], false);
-    assert_eq!(second["duplicate"], true);
-    assert_eq!(first["command_id"], second["command_id"]);
-    assert_eq!(first["version"], second["version"]);
-    assert_eq!(first["position"], second["position"]);
+    assert_eq!(second, first);
 
     // Straight onto the commands topic: the same envelope twice, in one burst.
     let envelope = CommandEnvelope {

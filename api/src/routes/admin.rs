@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use logbook_projections::rebuild::rebuild;
 use logbook_projections::{Projection, ProjectorSettings};
-use serde_json::json;
 
 use super::require;
 use crate::app::AppState;
@@ -15,7 +14,26 @@ use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
 
+/// The body of `GET /v1/admin/projections`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProjectionsStatus {
+    pub partitions: Vec<logbook_projections::admin::PartitionStatus>,
+}
+
+/// The body of a started rebuild.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RebuildStarted {
+    pub projection: String,
+    /// Always `started`.
+    pub status: String,
+}
+
 /// GET /v1/admin/projections: per projection and partition, stored offset, log end, lag, state.
+#[utoipa::path(get, path = "/v1/admin/projections", tag = "admin", summary = "Projection status",
+    responses((status = 200, description = "Per projection and partition.", body = ProjectionsStatus,
+        example = json!({ "partitions": [{ "projection": "ledger", "partition": 0, "next_offset": 120,
+            "log_end": 120, "lag": 0, "state": "running", "error": null,
+            "updated_at": "2026-11-25T10:00:00Z" }] }))))]
 pub async fn projections(
     State(state): State<AppState>,
     principal: Principal,
@@ -25,11 +43,16 @@ pub async fn projections(
     let partitions = logbook_projections::admin::status(pool, &state.kafka)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "partitions": partitions })).into_response())
+    Ok(Json(ProjectionsStatus { partitions }).into_response())
 }
 
 /// POST /v1/admin/projections/{name}/rebuild: starts a rebuild into shadow tables (202); the
 /// live tables keep serving until the swap. Progress shows in the status as `<name>__rebuild`.
+#[utoipa::path(post, path = "/v1/admin/projections/{name}/rebuild", tag = "admin",
+    summary = "Rebuild a projection without downtime",
+    params(("name" = String, Path, description = "`ledger` or `archive`")),
+    responses((status = 202, description = "Started; progress shows in the status as `<name>__rebuild`.",
+        body = RebuildStarted, example = json!({ "projection": "ledger", "status": "started" }))))]
 pub async fn start_rebuild(
     State(state): State<AppState>,
     principal: Principal,
@@ -58,6 +81,9 @@ pub async fn start_rebuild(
             Err(error) => tracing::error!(projection = projection.name(), %error, "rebuild failed"),
         }
     });
-    let body = json!({ "projection": projection.name(), "status": "started" });
+    let body = RebuildStarted {
+        projection: projection.name().to_string(),
+        status: "started".to_string(),
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -14,13 +14,15 @@ use logbook_commands::domain::{
 };
 use logbook_events::Currency;
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
-use super::{CommandRequest, execute, parse_body, parse_id, require};
+use super::{Accepted, CommandRequest, execute, parse_body, parse_id, require};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::validation::CommandSchema;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +46,26 @@ pub struct ReasonBody {
     pub reason: Option<String>,
 }
 
+/// What a successful command answers (example for the OpenAPI document).
+fn accepted_example() -> serde_json::Value {
+    json!({
+        "account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001",
+        "command_id": "0193a5c2-7d1e-7c3a-9f00-0000000000c1",
+        "version": 2,
+        "position": "v1.3.41",
+        "duplicate": false
+    })
+}
+
 /// POST /v1/accounts
+#[utoipa::path(post, path = "/v1/accounts", tag = "commands",
+    summary = "Open an account",
+    description = "Opens an account for `owner_id` in one currency. A customer opens accounts for itself only.",
+    request_body(content = ref("#/components/schemas/OpenAccount"), content_type = "application/json",
+        description = "schemas/commands/open-account.json"),
+    responses((status = 201, description = "Opened; `Location` names the account.", body = Accepted,
+        headers(("Location" = String, description = "/v1/accounts/{account_id}")),
+        example = json!(accepted_example()))))]
 pub async fn open_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -52,7 +73,7 @@ pub async fn open_account(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::OpenAccount)?;
-    let body: OpenAccountBody = parse_body(&body)?;
+    let body: OpenAccountBody = parse_body(CommandSchema::OpenAccount, &body)?;
     let mut errors = Vec::new();
     let owner_chars = body.owner_id.chars().count();
     if owner_chars == 0 || owner_chars > MAX_OWNER_ID_CHARS {
@@ -102,6 +123,11 @@ pub async fn open_account(
 }
 
 /// POST /v1/accounts/{id}/deposits
+#[utoipa::path(post, path = "/v1/accounts/{id}/deposits", tag = "commands", summary = "Pay money in",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/Deposit"), content_type = "application/json",
+        description = "schemas/commands/deposit.json"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
 pub async fn deposit(
     State(state): State<AppState>,
     principal: Principal,
@@ -113,6 +139,11 @@ pub async fn deposit(
 }
 
 /// POST /v1/accounts/{id}/withdrawals
+#[utoipa::path(post, path = "/v1/accounts/{id}/withdrawals", tag = "commands", summary = "Take money out",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/Withdrawal"), content_type = "application/json",
+        description = "schemas/commands/withdrawal.json"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
 pub async fn withdraw(
     State(state): State<AppState>,
     principal: Principal,
@@ -133,7 +164,11 @@ async fn money(
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
     let account_id = parse_id(&id)?;
-    let body: AmountBody = parse_body(&body)?;
+    let schema = match action {
+        Action::Withdraw => CommandSchema::Withdrawal,
+        _ => CommandSchema::Deposit,
+    };
+    let body: AmountBody = parse_body(schema, &body)?;
     let mut errors = Vec::new();
     if !(1..=MAX_AMOUNT).contains(&body.amount) {
         errors.push(FieldError::new(
@@ -166,6 +201,11 @@ async fn money(
 }
 
 /// POST /v1/accounts/{id}/freeze
+#[utoipa::path(post, path = "/v1/accounts/{id}/freeze", tag = "commands", summary = "Freeze an account (no money moves until unfrozen)",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/StatusChange"), content_type = "application/json",
+        description = "schemas/commands/status-change.json (an empty body is the same as {})"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
 pub async fn freeze(
     State(state): State<AppState>,
     principal: Principal,
@@ -177,6 +217,11 @@ pub async fn freeze(
 }
 
 /// POST /v1/accounts/{id}/unfreeze
+#[utoipa::path(post, path = "/v1/accounts/{id}/unfreeze", tag = "commands", summary = "Unfreeze an account",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/StatusChange"), content_type = "application/json",
+        description = "schemas/commands/status-change.json (an empty body is the same as {})"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
 pub async fn unfreeze(
     State(state): State<AppState>,
     principal: Principal,
@@ -188,6 +233,11 @@ pub async fn unfreeze(
 }
 
 /// POST /v1/accounts/{id}/close
+#[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "commands", summary = "Close an account (its balance must be zero)",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/StatusChange"), content_type = "application/json",
+        description = "schemas/commands/status-change.json (an empty body is the same as {})"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
 pub async fn close(
     State(state): State<AppState>,
     principal: Principal,
@@ -208,11 +258,7 @@ async fn status_change(
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
     let account_id = parse_id(&id)?;
-    let body: ReasonBody = if body.is_empty() {
-        ReasonBody::default()
-    } else {
-        parse_body(&body)?
-    };
+    let body: ReasonBody = parse_body(CommandSchema::StatusChange, &body)?;
     let mut errors = Vec::new();
     check_text(&mut errors, "/reason", &body.reason, MAX_REASON_CHARS);
     if !errors.is_empty() {

@@ -11,11 +11,20 @@ use serde_json::json;
 use crate::app::AppState;
 
 /// GET /health/live: the process serves requests.
+#[utoipa::path(get, path = "/health/live", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The process serves requests.", body = Object,
+        example = json!({ "status": "live" }))))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "live" }))
 }
 
 /// GET /health/ready: 200 only when Kafka (and PostgreSQL, when configured) answer.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", summary = "Readiness",
+    responses(
+        (status = 200, description = "Kafka, PostgreSQL and the gateway answer.", body = Object,
+            example = json!({ "status": "ready", "checks": { "kafka": true, "database": true, "gateway": true } })),
+        (status = 503, description = "A dependency does not answer.", body = Object,
+            example = json!({ "status": "not_ready", "checks": { "kafka": false, "database": true, "gateway": true } }))))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let kafka = state.kafka_probe.clone();
     let kafka_ok = tokio::task::spawn_blocking(move || kafka.check(Duration::from_secs(2)))
@@ -40,6 +49,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// GET /metrics: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format.", body = String,
+        content_type = "text/plain", example = "logbook_commands_total{command=\"deposit\",outcome=\"accepted\"} 42\n")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(

@@ -3,7 +3,9 @@
 //! its result to a response.
 
 pub mod admin;
+pub mod audit;
 pub mod commands;
+pub mod events;
 pub mod health;
 pub mod queries;
 pub mod transfers;
@@ -12,12 +14,13 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
 use chrono::Utc;
 use logbook_commands::domain::AccountCommand;
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -25,40 +28,76 @@ use crate::auth::Principal;
 use crate::gateway::GatewayError;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
+use crate::validation::CommandSchema;
 
 /// Namespace of the command ids derived from Idempotency-Keys (UUID v5).
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6762_6f6f_6b00_8000_0000_0000_0001);
 
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/accounts", post(commands::open_account))
-        .route("/v1/accounts/{id}/deposits", post(commands::deposit))
-        .route("/v1/accounts/{id}/withdrawals", post(commands::withdraw))
-        .route("/v1/accounts/{id}/freeze", post(commands::freeze))
-        .route("/v1/accounts/{id}/unfreeze", post(commands::unfreeze))
-        .route("/v1/accounts/{id}/close", post(commands::close))
-        .route("/v1/transfers", post(transfers::create))
-        .route("/v1/transfers/{id}", get(transfers::get_transfer))
-        .route("/v1/admin/projections", get(admin::projections))
-        .route(
-            "/v1/admin/projections/{name}/rebuild",
-            post(admin::start_rebuild),
-        )
+/// The command endpoints (POST; they take an `Idempotency-Key`).
+fn command_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(commands::open_account))
+        .routes(routes!(commands::deposit))
+        .routes(routes!(commands::withdraw))
+        .routes(routes!(commands::freeze))
+        .routes(routes!(commands::unfreeze))
+        .routes(routes!(commands::close))
+        .routes(routes!(transfers::create))
+}
+
+/// Every other `/v1` endpoint: queries, audit, admin. Register a documented handler with
+/// `.routes(routes!(handler))` (see [`crate::openapi`]); `.route(...)` leaves it undocumented.
+fn read_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(transfers::get_transfer))
+        .routes(routes!(admin::projections))
+        .routes(routes!(admin::start_rebuild))
+        .routes(routes!(crate::security::audit_api::list))
         .merge(queries::routes())
+        .merge(audit::routes())
+        .merge(events::routes())
+}
+
+/// Health and metrics (no token, no rate limit).
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+}
+
+/// Every documented route without middleware: what the OpenAPI document is generated from.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    command_routes()
+        .merge(read_routes())
+        .merge(operations_routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let commands = command_routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::idempotency::replay,
+    ));
+    let v1 = commands
+        .merge(read_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::audit::observe,
         ));
-    Router::new()
-        .merge(v1)
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+    let (router, _) = v1.merge(operations_routes()).split_for_parts();
+    router
+        .merge(crate::openapi::docs_router())
+        .fallback(crate::limits::no_route)
+        .method_not_allowed_fallback(crate::limits::method_not_allowed)
         .with_state(state)
 }
 
 /// The body of a successful command.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub account_id: Uuid,
     pub command_id: Uuid,
@@ -185,14 +224,10 @@ pub fn require(principal: &Principal, action: Action) -> Result<(), ApiError> {
     }
 }
 
-/// Parses a JSON body; any syntax or type error is a 422 with the serde message.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError::Validation(vec![FieldError::new(
-            "",
-            format!("invalid JSON body: {error}"),
-        )])
-    })
+/// Parses a command body: JSON syntax, then its JSON Schema, then the type (422 problems with
+/// a pointer per field; see [`crate::validation`]).
+pub fn parse_body<T: DeserializeOwned>(schema: CommandSchema, body: &[u8]) -> Result<T, ApiError> {
+    crate::validation::parse_command(schema, body)
 }
 
 /// Parses an account id from the path.

@@ -6,18 +6,21 @@
 //! and currency only; a customer sees only its own accounts and gets 404, never 403, for the
 //! others, so their existence is not revealed.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use logbook_events::Position;
 use logbook_projections::queries::cursor::{AccountCursor, LineCursor};
-use logbook_projections::queries::{self, AccountFilter, AccountView, MAX_LIMIT, Page, STATUSES};
+use logbook_projections::queries::{
+    self, AccountFilter, AccountView, LineView, MAX_LIMIT, Page, STATUSES,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{parse_id, require};
@@ -27,11 +30,27 @@ use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError, problem_type};
 
 /// The query routes (merged into the main router).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/accounts", get(list_accounts))
-        .route("/v1/accounts/{id}", get(get_account))
-        .route("/v1/accounts/{id}/transactions", get(list_transactions))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_accounts))
+        .routes(routes!(get_account))
+        .routes(routes!(list_transactions))
+}
+
+/// An account as the caller may see it: whole, or (support) status and currency only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AccountOrStatus {
+    Full(AccountView),
+    Status(StatusView),
+}
+
+fn account_example() -> serde_json::Value {
+    json!({
+        "account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001", "owner_id": "alice",
+        "currency": "EUR", "balance": 2500, "overdraft_limit": 0, "status": "active",
+        "version": 2, "opened_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:05:00Z"
+    })
 }
 
 /// Query string of a single read.
@@ -51,7 +70,8 @@ pub struct ListParams {
 }
 
 /// What support may see of an account.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusView {
     pub account_id: Uuid,
     pub status: String,
@@ -139,6 +159,11 @@ impl View {
 }
 
 /// GET /v1/accounts/{id}
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "queries", summary = "One account",
+    params(("id" = Uuid, Path, description = "Account id"),
+        ("min_position" = Option<String>, Query, description = "Wait until the read model has this position (from a command answer)")),
+    responses((status = 200, description = "The account (support sees status and currency only).",
+        body = AccountOrStatus, example = json!(account_example()))))]
 pub async fn get_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -160,6 +185,15 @@ pub async fn get_account(
 }
 
 /// GET /v1/accounts?owner_id=&status=&limit=&cursor=
+#[utoipa::path(get, path = "/v1/accounts", tag = "queries", summary = "List accounts",
+    description = "Keyset pagination: pass `next_cursor` as `cursor` for the next page. Customers list their own accounts only.",
+    params(("owner_id" = Option<String>, Query, description = "Only this owner's accounts"),
+        ("status" = Option<String>, Query, description = "`active`, `frozen` or `closed`"),
+        ("limit" = Option<u32>, Query, minimum = 1, description = "Page size, default 50; values above 500 are capped at 500"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("min_position" = Option<String>, Query, description = "Wait until the read model has this position")),
+    responses((status = 200, description = "A page of accounts.", body = Page<AccountOrStatus>,
+        example = json!({ "items": [account_example()], "next_cursor": null }))))]
 pub async fn list_accounts(
     State(state): State<AppState>,
     principal: Principal,
@@ -202,6 +236,16 @@ pub async fn list_accounts(
 }
 
 /// GET /v1/accounts/{id}/transactions?limit=&cursor=
+#[utoipa::path(get, path = "/v1/accounts/{id}/transactions", tag = "queries", summary = "An account's ledger lines",
+    params(("id" = Uuid, Path, description = "Account id"),
+        ("limit" = Option<u32>, Query, minimum = 1, description = "Page size, default 50; values above 500 are capped at 500"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("min_position" = Option<String>, Query, description = "Wait until the read model has this position")),
+    responses((status = 200, description = "A page of ledger lines, oldest first.", body = Page<LineView>,
+        example = json!({ "items": [{ "sequence": 2, "kind": "deposit", "amount": 2500, "balance_after": 2500,
+            "reference": "salary", "transfer_id": null, "counterparty_id": null,
+            "event_id": "0193a5c2-7d1e-7c3a-9f00-0000000000e2", "occurred_at": "2026-11-25T10:05:00Z" }],
+            "next_cursor": null }))))]
 pub async fn list_transactions(
     State(state): State<AppState>,
     principal: Principal,
@@ -318,7 +362,7 @@ pub(crate) fn min_position(token: Option<&str>, errors: &mut Vec<FieldError>) ->
 }
 
 /// The page size: default when absent, capped at [`MAX_LIMIT`]; 0 or not a number is invalid.
-fn limit(value: Option<&str>, errors: &mut Vec<FieldError>) -> u32 {
+pub(crate) fn limit(value: Option<&str>, errors: &mut Vec<FieldError>) -> u32 {
     let Some(value) = value else {
         return queries::page_limit(None);
     };

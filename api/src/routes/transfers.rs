@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::validation::CommandSchema;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,9 +33,10 @@ pub struct TransferBody {
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransferAccepted {
     pub transfer_id: Uuid,
+    /// Always `pending`: the credit is the saga's next step.
     pub status: &'static str,
     pub from_account_id: Uuid,
     pub to_account_id: Uuid,
@@ -46,6 +48,17 @@ pub struct TransferAccepted {
 }
 
 /// POST /v1/transfers
+#[utoipa::path(post, path = "/v1/transfers", tag = "commands", summary = "Transfer money",
+    description = "Debits the source at once (202); the saga then credits the target, or refunds the source when the target refuses. Follow it with GET /v1/transfers/{id}.",
+    request_body(content = ref("#/components/schemas/Transfer"), content_type = "application/json",
+        description = "schemas/commands/transfer.json"),
+    responses((status = 202, description = "Source debited; credit pending.", body = TransferAccepted,
+        example = json!({
+            "transfer_id": "0193a5c2-7d1e-7c3a-9f00-0000000000f1", "status": "pending",
+            "from_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001",
+            "to_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000002", "amount": 500,
+            "command_id": "0193a5c2-7d1e-7c3a-9f00-0000000000c2", "position": "v1.3.42", "duplicate": false
+        }))))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -53,7 +66,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::Transfer)?;
-    let body: TransferBody = parse_body(&body)?;
+    let body: TransferBody = parse_body(CommandSchema::Transfer, &body)?;
     let mut errors = Vec::new();
     if !(1..=MAX_AMOUNT).contains(&body.amount) {
         errors.push(FieldError::new(
@@ -137,6 +150,18 @@ async fn reject_known_currency_mismatch(
 
 /// GET /v1/transfers/{id}: pending, completed, or failed with the reason, and when each step
 /// happened. Customers see transfers touching an account they own; others get 404.
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "queries", summary = "A transfer's status",
+    params(("id" = Uuid, Path, description = "Transfer id"),
+        ("min_position" = Option<String>, Query, description = "Wait until the read model has this position (from a command answer)")),
+    responses((status = 200, description = "The transfer.", body = logbook_projections::queries::TransferView,
+        example = json!({
+            "transfer_id": "0193a5c2-7d1e-7c3a-9f00-0000000000f1",
+            "from_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001",
+            "to_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000002", "amount": 500, "currency": "EUR",
+            "status": "completed", "reason": null, "reference": "rent",
+            "debited_at": "2026-11-25T10:00:00Z", "credited_at": "2026-11-25T10:00:01Z",
+            "refunded_at": null, "updated_at": "2026-11-25T10:00:01Z"
+        }))))]
 pub async fn get_transfer(
     axum::extract::State(state): axum::extract::State<AppState>,
     principal: Principal,

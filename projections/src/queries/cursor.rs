@@ -57,11 +57,11 @@ impl LineCursor {
     }
 }
 
-fn encode(kind: char, key: &str) -> String {
+pub(crate) fn encode(kind: char, key: &str) -> String {
     hex::encode(format!("{PREFIX}{kind}:{key}"))
 }
 
-fn decode(cursor: &str, kind: char) -> Result<String, CursorError> {
+pub(crate) fn decode(cursor: &str, kind: char) -> Result<String, CursorError> {
     if cursor.len() > MAX_LEN {
         return Err(CursorError);
     }

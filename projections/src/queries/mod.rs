@@ -5,7 +5,9 @@
 //! present for the whole walk is visited exactly once even while rows are inserted.
 //! The `ledger` projection ([`SERVED_BY`]) serves every query here.
 
+pub mod audit;
 pub mod cursor;
+pub mod stream;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,6 +29,7 @@ pub fn page_limit(requested: Option<u32>) -> u32 {
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub account_id: Uuid,
     pub owner_id: String,
@@ -44,6 +47,7 @@ pub struct AccountView {
 
 /// One ledger line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineView {
     pub sequence: i64,
     /// `deposit`, `withdrawal`, `transfer_debit`, `transfer_credit` or `transfer_refund`.
@@ -61,6 +65,7 @@ pub struct LineView {
 
 /// A transfer, merged from its legs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferView {
     pub transfer_id: Uuid,
     pub from_account_id: Option<Uuid>,
@@ -79,6 +84,7 @@ pub struct TransferView {
 
 /// A page of a listing; `next_cursor` is absent on the last page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -171,7 +177,7 @@ pub async fn transfer(
 }
 
 /// Cuts `limit + 1` fetched rows to a page; the extra row only says that more exist.
-fn page<T>(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn page<T>(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(cursor) } else { None };
