@@ -1,0 +1,324 @@
+# shellcheck shell=bash
+# `scripts/dev bench`: one benchmark run with its baselines, written to bench/results/<stamp>.*
+# Sourced by scripts/dev (uses its log, cmd_services, load_env and the service variables).
+#
+#   scripts/dev bench [--duration S] [--warmup S] [--clients N] [--rate R] [--accounts N]
+#                     [--mix deposit=50,withdraw=30,transfer=20] [--produce-events N]
+#                     [--backlog-events N] [--backlog-accounts N] [--skip PHASE,...]
+#
+# Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
+# `logbook all`, release, rate limits off), plain-pg (the same load on the plain PostgreSQL
+# ledger), cqrs-es (the same load on the cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the processor's batching),
+# copy (raw COPY of the projectors' rows), backlog (1M events: projector catch-up, rebuild,
+# processor memory per account). Raw results and logs stay under .logbook/bench/<stamp>/.
+
+bench_usage() { sed -n '4,13p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+
+bench_parse() {
+  B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
+  B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
+  B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --duration) B_DURATION="$2" ;;
+      --warmup) B_WARMUP="$2" ;;
+      --clients) B_CLIENTS="$2" ;;
+      --rate) B_RATE="$2" ;;
+      --accounts) B_ACCOUNTS="$2" ;;
+      --mix) B_MIX="$2" ;;
+      --produce-events) B_PRODUCE_EVENTS="$2" ;;
+      --backlog-events) B_BACKLOG_EVENTS="$2" ;;
+      --backlog-accounts) B_BACKLOG_ACCOUNTS="$2" ;;
+      --skip) B_SKIP="$2" ;;
+      -h | --help) bench_usage; exit 0 ;;
+      *) bench_usage; die "unknown option $1" ;;
+    esac
+    shift 2 || die "option $1 needs a value"
+  done
+}
+
+skipped() { [[ ",$B_SKIP," == *",$1,"* ]]; }
+
+psql_admin() {
+  PGPASSWORD="$(cat "$WORK/secrets/db-password")" psql -h 127.0.0.1 -p "$PG_PORT" -U logbook \
+    -d "${2:-postgres}" -v ON_ERROR_STOP=1 -tAqc "$1"
+}
+
+# A fresh, migrated database named bench_<stamp>_<suffix>; prints its URL.
+fresh_db() {
+  local name="bench_${STAMP_DB}_$1"
+  psql_admin "CREATE DATABASE $name" >/dev/null
+  BENCH_DBS+=("$name")
+  printf 'postgres://logbook@127.0.0.1:%s/%s' "$PG_PORT" "$name"
+}
+
+# Runs the logbook binary against topic prefix $1 and database URL $2.
+lb() {
+  local prefix="$1" url="$2"
+  shift 2
+  LOGBOOK_TOPIC_PREFIX="$prefix" LOGBOOK_DATABASE_URL="$url" "$LB_BIN" "$@"
+}
+
+# The same in the background, output to log $3; $! is then the logbook process itself.
+lb_bg() {
+  local prefix="$1" url="$2" logfile="$3"
+  shift 3
+  LOGBOOK_TOPIC_PREFIX="$prefix" LOGBOOK_DATABASE_URL="$url" "$LB_BIN" "$@" >"$logfile" 2>&1 &
+}
+
+wait_http() {
+  local deadline=$((SECONDS + 60))
+  until curl -fsS -o /dev/null "$1"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$1 did not answer within 60 s"
+    sleep 0.2
+  done
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$1" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+load_run() {
+  local label="$1" url="$2"
+  shift 2
+  "$BENCH_BIN" load --label "$label" --url "$url" --token-file "$RUN/token" \
+    --duration "$B_DURATION" --warmup "$B_WARMUP" --clients "$B_CLIENTS" --rate "$B_RATE" \
+    --accounts "$B_ACCOUNTS" --mix "$B_MIX" --proc "kafka=$(cat "$KAFKA_DIR/pid")" \
+    --proc "postgres=$(head -n 1 "$PG_DIR/data/postmaster.pid")" --out "$RUN/load-$label.json" "$@"
+}
+
+phase_logbook() {
+  local prefix="bench-$STAMP-lb" url port pid
+  url="$(fresh_db lb)"
+  lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
+  port="$(free_port 18080)"
+  log "logbook all on 127.0.0.1:$port (topics $prefix.*)"
+  LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" \
+    lb_bg "$prefix" "$url" "$RUN/logbook.log" all
+  pid=$!
+  wait_http "http://127.0.0.1:$port/health/ready"
+  load_run logbook "http://127.0.0.1:$port" --proc "logbook=$pid" --admin-token-file "$RUN/admin-token"
+  stop_pid "$pid"
+}
+
+phase_plain_pg() {
+  local url port pid
+  url="$(fresh_db plain)"
+  port="$(free_port 18090)"
+  log "plain PostgreSQL ledger on 127.0.0.1:$port"
+  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" plain-pg --addr "127.0.0.1:$port" \
+    --connections 32 >"$RUN/plain-pg.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/health/ready"
+  load_run plain-pg "http://127.0.0.1:$port" --proc "plain-pg=$pid"
+  stop_pid "$pid"
+}
+
+phase_cqrs_es() {
+  local url port pid
+  url="$(fresh_db cqrses)"
+  port="$(free_port 18095)"
+  log "cqrs-es + postgres-es ledger on 127.0.0.1:$port"
+  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" cqrs-es --addr "127.0.0.1:$port" \
+    --connections 32 >"$RUN/cqrs-es.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/health/ready"
+  load_run cqrs-es "http://127.0.0.1:$port" --proc "cqrs-es=$pid"
+  stop_pid "$pid"
+}
+
+# Events per processor transaction seen in the logbook phase (the batching to copy).
+observed_batch() {
+  python3 - "$RUN/load-logbook.json" <<'PY'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))["server"]
+    print(max(1, round(s["events"] / s["transactions_committed"])))
+except Exception:
+    print(50)
+PY
+}
+
+phase_kafka() {
+  local batch
+  batch="$(observed_batch)"
+  log "raw produce, $B_PRODUCE_EVENTS events, $batch per transaction (the processor's batching)"
+  local p
+  for p in txn idem txn1k; do lb "bench-$STAMP-$p" "$LOGBOOK_DATABASE_URL" topics; done
+  "$BENCH_BIN" produce --topic "bench-$STAMP-txn.events" --events "$B_PRODUCE_EVENTS" \
+    --batch "$batch" --out "$RUN/produce-txn.json"
+  "$BENCH_BIN" produce --topic "bench-$STAMP-idem.events" --events "$B_PRODUCE_EVENTS" \
+    --batch "$batch" --no-transactions --out "$RUN/produce-idempotent.json"
+  "$BENCH_BIN" produce --topic "bench-$STAMP-txn1k.events" --events "$B_PRODUCE_EVENTS" \
+    --batch 1000 --out "$RUN/produce-txn-1000.json"
+}
+
+phase_copy() {
+  local url
+  url="$(fresh_db copy)"
+  lb "bench-$STAMP-copy" "$url" migrate
+  log "raw COPY of $B_PRODUCE_EVENTS events' rows"
+  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" copy --events "$B_PRODUCE_EVENTS" --batch 5000 \
+    --out "$RUN/copy.json"
+}
+
+# Seconds (float) since the epoch.
+now_s() { date +%s.%N; }
+
+# Waits until projection $1 has stored offsets adding up to $2 in database $3; prints the time.
+wait_projected() {
+  local projection="$1" total="$2" db="$3" done=0 deadline=$((SECONDS + 600))
+  while [ "$done" -lt "$total" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "projection $projection did not catch up within 600 s"
+    sleep 0.1
+    done="$(psql_admin "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets
+      WHERE projection = '$projection'" "$db")"
+  done
+  now_s
+}
+
+cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
+
+# RSS (KiB) of a `logbook process` on prefix $1 (log $2) once every partition is restored: the
+# processor restores a partition on its first command, so a `logbook serve` beside it opens 64
+# accounts (all 12 partitions get one with probability 0.995), each answered after the restore.
+processor_rss() {
+  local pid serve port rss
+  lb_bg "$1" "$3" "$2" process
+  pid=$!
+  port="$(free_port 18100)"
+  LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" lb_bg "$1" "$3" "$2.serve" serve
+  serve=$!
+  wait_http "http://127.0.0.1:$port/health/ready"
+  seq 64 | xargs -P 8 -I{} curl -fsS -o /dev/null -m 300 -H "Authorization: Bearer $(cat "$RUN/token")" \
+    -H 'content-type: application/json' -d '{"owner_id":"bench","currency":"EUR"}' \
+    "http://127.0.0.1:$port/v1/accounts" || die "opening accounts on $1 failed (see $2)"
+  sleep 2
+  rss="$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")"
+  stop_pid "$serve"
+  stop_pid "$pid"
+  printf '%s' "$rss"
+}
+
+phase_backlog() {
+  local prefix="bench-$STAMP-backlog" url pid t0 ledger archive r0 r1 a1 cpu empty full
+  url="$(fresh_db backlog)"
+  lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
+  log "backlog: $B_BACKLOG_EVENTS events over $B_BACKLOG_ACCOUNTS accounts (transactions of 5000)"
+  "$BENCH_BIN" produce --topic "$prefix.events" --events "$B_BACKLOG_EVENTS" \
+    --accounts "$B_BACKLOG_ACCOUNTS" --batch 5000 --out "$RUN/produce-backlog.json"
+  log "projector catch-up on the backlog"
+  t0="$(now_s)"
+  lb_bg "$prefix" "$url" "$RUN/project.log" project
+  pid=$!
+  ledger="$(wait_projected ledger "$B_BACKLOG_EVENTS" "bench_${STAMP_DB}_backlog")"
+  archive="$(wait_projected archive "$B_BACKLOG_EVENTS" "bench_${STAMP_DB}_backlog")"
+  cpu="$(cpu_seconds "$pid")"
+  stop_pid "$pid"
+  log "rebuild ledger, then archive"
+  r0="$(now_s)"
+  lb "$prefix" "$url" rebuild ledger >"$RUN/rebuild-ledger.log" 2>&1
+  r1="$(now_s)"
+  lb "$prefix" "$url" rebuild archive >"$RUN/rebuild-archive.log" 2>&1
+  a1="$(now_s)"
+  log "processor memory: restore an empty log, then the backlog"
+  lb "bench-$STAMP-empty" "$url" topics
+  empty="$(processor_rss "bench-$STAMP-empty" "$RUN/process-empty.log" "$url")"
+  full="$(processor_rss "$prefix" "$RUN/process-backlog.log" "$url")"
+  python3 - "$RUN/backlog.json" <<PY
+import json, sys
+events, accounts = $B_BACKLOG_EVENTS, $B_BACKLOG_ACCOUNTS
+t0, ledger, archive, r0, r1, a1 = $t0, $ledger, $archive, $r0, $r1, $a1
+json.dump({
+  "events": events, "accounts": accounts,
+  "catchup_ledger_seconds": ledger - t0, "catchup_archive_seconds": archive - t0,
+  "catchup_events_per_s": events / (max(ledger, archive) - t0),
+  "projector_cpu_seconds": $cpu,
+  "rebuild_ledger_seconds": r1 - r0, "rebuild_archive_seconds": a1 - r1,
+  "processor_rss_empty_kib": $empty, "processor_rss_restored_kib": $full,
+  "processor_bytes_per_account": ($full - $empty) * 1024 / accounts,
+}, open(sys.argv[1], "w"), indent=2)
+PY
+}
+
+bench_environment() {
+  python3 - "$RUN/environment.json" <<PY
+import json, os, platform, subprocess, sys
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception as error:
+        return f"unavailable: {error}"
+json.dump({
+  "stamp": "$STAMP",
+  "command": "scripts/dev bench $*",
+  "machine": {"cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), "cores": os.cpu_count(),
+              "memory": sh("free -h | awk '/Mem:/ {print \$2}'"), "kernel": platform.release(),
+              "load_before": sh("cat /proc/loadavg"),
+              "busiest_processes_before": sh("ps -eo pcpu,comm --sort=-pcpu | head -n 8")},
+  "versions": {"logbook": sh("'$LB_BIN' --version"), "rustc": sh("rustc --version"),
+               "kafka": sh("ls '$WORK/kafka-libs' | grep -m1 '^kafka_2'"),
+               "postgres": sh("PGPASSWORD=\$(cat '$WORK/secrets/db-password') psql -h 127.0.0.1 -p $PG_PORT -U logbook -d postgres -tAc 'SHOW server_version'"),
+               "git": sh("git -C '$ROOT' rev-parse --short HEAD") + (" (+ uncommitted changes)" if sh("git -C '$ROOT' status --porcelain") else "")},
+  "settings": {
+    "kafka": "single broker (KRaft), replication 1, no log.flush.* (page cache, the Kafka default), acks=all, heap " + "${LOGBOOK_KAFKA_HEAP:-512m}",
+    "postgres": sh("PGPASSWORD=\$(cat '$WORK/secrets/db-password') psql -h 127.0.0.1 -p $PG_PORT -U logbook -d postgres -tAc \"SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', 'max_connections')\""),
+    "topic_partitions": $PARTITIONS,
+    "processor": "batch max ${LOGBOOK_PROCESSOR_BATCH_MAX:-1000}, linger ${LOGBOOK_PROCESSOR_LINGER_MS:-2} ms, linger.ms=1",
+    "projector": "batch max 5000, linger 2 ms",
+    "rate_limits": "off (LOGBOOK_RATE_LIMIT_PER_SECOND=0)",
+    "load": {"duration_s": $B_DURATION, "warmup_s": $B_WARMUP, "rate": $B_RATE, "clients": $B_CLIENTS,
+             "accounts": $B_ACCOUNTS, "mix": "$B_MIX"},
+    "produce_events": $B_PRODUCE_EVENTS, "backlog_events": $B_BACKLOG_EVENTS, "backlog_accounts": $B_BACKLOG_ACCOUNTS}
+}, open(sys.argv[1], "w"), indent=2)
+PY
+}
+
+bench_venv() {
+  local venv="$WORK/bench-venv"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    log "creating $venv with matplotlib"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q matplotlib >&2
+  fi
+  printf '%s/bin/python' "$venv"
+}
+
+cmd_bench() {
+  bench_parse "$@"
+  cmd_services
+  load_env
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  log "building logbook and logbook-bench (release)"
+  # two builds: the logbook binary keeps exactly the features `scripts/dev up` builds it with
+  (cd "$ROOT" && cargo build --release --locked -p logbook-api --bin logbook &&
+    cargo build --release --locked -p logbook-bench --bin logbook-bench)
+  LB_BIN="$target/release/logbook" BENCH_BIN="$target/release/logbook-bench"
+  STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+  STAMP_DB="$(printf '%s' "$STAMP" | tr 'A-Z' 'a-z')"
+  RUN="$WORK/bench/$STAMP" PARTITIONS="${LOGBOOK_TOPIC_PARTITIONS:-12}" BENCH_DBS=()
+  mkdir -p "$RUN"
+  export LOGBOOK_LOG_FORMAT=human
+  bench_environment "$@"
+  (umask 077 && "$LB_BIN" token --role service --sub bench --ttl 86400 >"$RUN/token" &&
+    "$LB_BIN" token --role admin --sub bench-admin --ttl 86400 >"$RUN/admin-token")
+  local phase
+  for phase in logbook plain_pg cqrs_es kafka copy backlog; do
+    if skipped "${phase//_/-}"; then
+      log "phase ${phase//_/-} skipped"
+      continue
+    fi
+    log "phase ${phase//_/-}"
+    "phase_$phase"
+  done
+  local python out="$ROOT/bench/results"
+  python="$(bench_venv)"
+  mkdir -p "$out"
+  "$python" "$ROOT/bench/report.py" --run "$RUN" --out "$out/$STAMP"
+  for db in "${BENCH_DBS[@]}"; do psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+  log "report: $out/$STAMP.md (raw results and logs: $RUN)"
+}
