@@ -18,11 +18,12 @@ use axum::{Json, Router};
 use cqrs_es::AggregateError;
 use cqrs_es::persist::GenericQuery;
 use postgres_es::{PostgresCqrs, PostgresViewRepository, postgres_cqrs};
-use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
+
+use super::bodies::{AmountBody, OpenBody, TransferBody};
 
 use self::domain::{Account, AccountCommand, AccountError, AccountView};
 use super::plainpg::{PlainPgArgs, PlainPgError, problem};
@@ -46,27 +47,6 @@ const SCHEMA: &[&str] = &[
 
 /// Tries a conflicting command again this many times.
 const RETRIES: usize = 20;
-
-#[derive(Debug, Deserialize)]
-struct OpenBody {
-    owner_id: String,
-    currency: String,
-    overdraft_limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AmountBody {
-    amount: i64,
-    reference: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TransferBody {
-    from_account_id: Uuid,
-    to_account_id: Uuid,
-    amount: i64,
-    reference: Option<String>,
-}
 
 /// Serves until the process is stopped (same flags as `plain-pg`).
 pub async fn run(args: PlainPgArgs) -> Result<(), PlainPgError> {

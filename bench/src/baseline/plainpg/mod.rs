@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Args;
-use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
+
+use super::bodies::{AmountBody, OpenBody, TransferBody};
 
 use self::sql::LedgerError;
 use super::copy::{DbArgs, DbError};
@@ -42,27 +43,6 @@ pub enum PlainPgError {
     Sql(#[from] sqlx::Error),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
-}
-
-#[derive(Debug, Deserialize)]
-struct OpenBody {
-    owner_id: String,
-    currency: String,
-    overdraft_limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AmountBody {
-    amount: i64,
-    reference: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TransferBody {
-    from_account_id: Uuid,
-    to_account_id: Uuid,
-    amount: i64,
-    reference: Option<String>,
 }
 
 /// Serves until the process is stopped.
