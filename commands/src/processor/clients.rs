@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use uuid::Uuid;
 
 use super::ProcessorSettings;
@@ -41,9 +41,9 @@ pub fn consumer(
 /// done by the consumer group generation in `send_offsets_to_transaction`, KIP-447).
 pub fn transactional_producer(
     settings: &ProcessorSettings,
-) -> Result<BaseProducer<DeliveryContext>, KafkaError> {
+) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
     let transactional_id = format!("{}-{}", settings.group_id, Uuid::now_v7());
-    let producer: BaseProducer<DeliveryContext> = settings
+    let producer: ThreadedProducer<DeliveryContext> = settings
         .kafka
         .client_config()
         .set("transactional.id", &transactional_id)

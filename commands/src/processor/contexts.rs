@@ -7,7 +7,8 @@
 //! gave to the records of the open transaction (they become the `position` tokens).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
@@ -79,16 +80,27 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
+/// Opaque of a record whose delivery report is not tracked (the command results: the commit
+/// flushes them and fails if one is not delivered).
+pub const UNTRACKED: usize = usize::MAX;
+
 /// Offsets of the records produced in the open transaction, by the index given at send time.
+///
+/// The producer's own polling thread (a `ThreadedProducer`) calls [`ProducerContext::delivery`];
+/// the processor thread sleeps in [`DeliveryContext::wait_settled`] until the reports it needs
+/// are in, so nothing spins while the broker acknowledges.
 #[derive(Debug, Default)]
 pub struct DeliveryContext {
     deliveries: Mutex<Deliveries>,
+    settled: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct Deliveries {
     offsets: HashMap<usize, i64>,
     failures: Vec<String>,
+    /// Tracked records reported (delivered or failed) since the last reset.
+    reported: usize,
 }
 
 impl DeliveryContext {
@@ -97,7 +109,20 @@ impl DeliveryContext {
         if let Ok(mut deliveries) = self.deliveries.lock() {
             deliveries.offsets.clear();
             deliveries.failures.clear();
+            deliveries.reported = 0;
         }
+    }
+
+    /// Waits until `count` tracked records sent since the last reset have a delivery report;
+    /// `false` when `timeout` passes first.
+    pub fn wait_settled(&self, count: usize, timeout: Duration) -> bool {
+        let Ok(deliveries) = self.deliveries.lock() else {
+            return false;
+        };
+        self.settled
+            .wait_timeout_while(deliveries, timeout, |d| d.reported < count)
+            .map(|(_, waited)| !waited.timed_out())
+            .unwrap_or(false)
     }
 
     /// Offsets by record index, or the first delivery failure.
@@ -116,6 +141,9 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        if index == UNTRACKED {
+            return;
+        }
         let Ok(mut deliveries) = self.deliveries.lock() else {
             return;
         };
@@ -125,5 +153,7 @@ impl ProducerContext for DeliveryContext {
             }
             Err((error, _)) => deliveries.failures.push(error.to_string()),
         }
+        deliveries.reported += 1;
+        self.settled.notify_all();
     }
 }

@@ -10,16 +10,20 @@
 //! - [`batch`]: deciding a batch (pure, no Kafka);
 //! - `contexts`: rebalance epochs and delivery reports (librdkafka callbacks);
 //! - `worker`: the transactional loop on its own OS thread;
+//! - `positions`: where a transaction's events will land (so results need no extra round trip);
+//! - `producing`: sending without busy waiting (a `ThreadedProducer` serves delivery reports);
 //! - `clients`: the Kafka client configurations.
 
 pub mod batch;
 mod clients;
 pub(crate) mod contexts;
+mod positions;
+mod producing;
 pub mod restore;
 pub mod state;
 mod worker;
 
-pub(crate) use worker::{drain, send};
+pub(crate) use producing::{send, settle};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

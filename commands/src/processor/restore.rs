@@ -52,7 +52,7 @@ pub fn restore_partition(
         .create_with_context(EndOfLogReader)?;
     let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
     let mut state = PartitionState::new(dedupe_capacity);
-    state.next_event_offset = high;
+    state.next_write = Some(high);
     if high <= low {
         return Ok(state);
     }
@@ -80,7 +80,7 @@ pub fn restore_partition(
             break;
         }
     }
-    state.next_event_offset = high;
+    state.next_write = Some(high);
     crate::metrics::partition_restored(high, started.elapsed().as_secs_f64());
     tracing::info!(
         partition,

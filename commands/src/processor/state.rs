@@ -88,8 +88,10 @@ impl Dedupe {
 pub struct PartitionState {
     pub accounts: HashMap<Uuid, Slot>,
     pub dedupe: Dedupe,
-    /// Offset after the last event folded in (the events partition's end when restored).
-    pub next_event_offset: i64,
+    /// The offset the next event written to this partition gets, when known: the log end after
+    /// the restore, then the offset after our last commit marker (see `positions`). `None`
+    /// after an aborted transaction, until a commit tells it again.
+    pub next_write: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +120,7 @@ impl PartitionState {
         Self {
             accounts: HashMap::new(),
             dedupe: Dedupe::new(dedupe_capacity),
-            next_event_offset: 0,
+            next_write: None,
         }
     }
 
@@ -164,7 +166,6 @@ impl PartitionState {
                 position,
             },
         );
-        self.next_event_offset = position.offset + 1;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! merge the planned state. A transaction is always finished (committed or aborted) before the
 //! consumer is polled again, so no transaction spans a rebalance.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,17 +15,27 @@ use logbook_events::{HEADER_TRACEPARENT, Position, encode, event_headers};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
-use super::batch::{Incoming, Plan, PlannedOutcome, PositionRef, plan_batch};
-use super::contexts::{DeliveryContext, RebalanceContext};
+use super::batch::{Incoming, Plan, PlannedEvent, PlannedOutcome, PositionRef, plan_batch};
+use super::contexts::{DeliveryContext, RebalanceContext, UNTRACKED};
+use super::producing::{send, settle};
 use super::restore::restore_partition;
 use super::state::{Applied, PartitionState};
-use super::{ProcessorError, ProcessorSettings, clients};
+use super::{ProcessorError, ProcessorSettings, clients, positions};
 use crate::envelope::{CommandResult, Outcome};
+
+/// An accepted, non-duplicate command of a committed transaction (goes into the dedupe set).
+struct AppliedCommand {
+    partition: i32,
+    command_id: Uuid,
+    aggregate_id: Uuid,
+    version: u64,
+    position: Position,
+}
 
 /// A partition's state and the ownership epoch it was restored in.
 struct Owned {
@@ -36,7 +46,7 @@ struct Owned {
 pub(super) struct Worker {
     settings: ProcessorSettings,
     consumer: BaseConsumer<RebalanceContext>,
-    producer: BaseProducer<DeliveryContext>,
+    producer: ThreadedProducer<DeliveryContext>,
     owned: HashMap<i32, Owned>,
     stop: Arc<AtomicBool>,
 }
@@ -186,65 +196,109 @@ impl Worker {
             .map(|(p, owned)| (*p, &owned.state))
             .collect();
         let plan = plan_batch(&views, batch, Utc::now(), &mut Uuid::now_v7);
+        let predicted = positions::predict(&plan.events, |partition| {
+            self.owned.get(&partition)?.state.next_write
+        });
         let timeout = self.settings.txn_timeout;
         self.producer.context().reset();
         let started = Instant::now();
         self.producer.begin_transaction()?;
         let topics = self.settings.kafka.topics();
         for (index, event) in plan.events.iter().enumerate() {
-            let payload = encode(&event.envelope);
-            let key = event.envelope.aggregate_id.to_string();
-            let mut headers = OwnedHeaders::new();
-            for (name, value) in event_headers(&event.envelope) {
-                headers = headers.insert(Header {
-                    key: name,
-                    value: Some(&value),
-                });
-            }
-            if let Some(traceparent) = &event.traceparent {
-                headers = headers.insert(Header {
-                    key: HEADER_TRACEPARENT,
-                    value: Some(traceparent),
-                });
-            }
-            let record = BaseRecord::with_opaque_to(&topics.events, index)
-                .partition(event.partition)
-                .key(&key)
-                .payload(&payload)
-                .headers(headers);
-            send(&self.producer, record)?;
+            let (key, payload) = (
+                event.envelope.aggregate_id.to_string(),
+                encode(&event.envelope),
+            );
+            let record = event_record(&topics.events, index, event, &key, &payload);
+            send(&self.producer, record, timeout)?;
         }
-        drain(&self.producer, timeout)?;
-        let flushed = started.elapsed();
-        let offsets = self.producer.context().take().map_err(|failure| {
+        let mut applied = match &predicted {
+            Some(offsets) => Some(self.send_results(&plan, |i| offsets.get(i).copied())?),
+            None => None,
+        };
+        // the offsets travel to the coordinators while the records are acknowledged
+        self.send_offsets(&plan, timeout)?;
+        let offsets_sent = started.elapsed();
+        let acked = self.acknowledged(plan.events.len())?;
+        if let Some(offsets) = &predicted
+            && !positions::confirmed(offsets, &acked)
+        {
+            tracing::warn!("events did not land where predicted: aborting, then waiting for acks");
+            return Err(TxnFailure::Abortable(KafkaError::MessageProduction(
+                RDKafkaErrorCode::Fail,
+            )));
+        }
+        if applied.is_none() {
+            applied = Some(self.send_results(&plan, |i| acked.get(&i).copied())?);
+        }
+        let acks = started.elapsed();
+        settle(&self.producer, timeout)?;
+        let settled = started.elapsed();
+        // fails if a result was not delivered
+        self.producer.commit_transaction(timeout)?;
+        tracing::debug!(
+            results = plan.results.len(),
+            events = plan.events.len(),
+            predicted = predicted.is_some(),
+            offsets_ms = offsets_sent.as_secs_f64() * 1e3,
+            acks_ms = (acks - offsets_sent).as_secs_f64() * 1e3,
+            results_ms = (settled - acks).as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - settled).as_secs_f64() * 1e3,
+            "batch committed"
+        );
+        crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
+        let ends = positions::after_commit(&plan.events, &acked);
+        self.merge(plan, applied.unwrap_or_default(), ends);
+        Ok(())
+    }
+
+    /// Waits for the delivery reports of the `count` events: their offsets by index.
+    fn acknowledged(&self, count: usize) -> Result<HashMap<usize, i64>, TxnFailure> {
+        let context = self.producer.context();
+        if !context.wait_settled(count, self.settings.txn_timeout) {
+            return Err(TxnFailure::Abortable(KafkaError::Flush(
+                RDKafkaErrorCode::OperationTimedOut,
+            )));
+        }
+        context.take().map_err(|failure| {
             tracing::warn!(%failure, "an event was not delivered");
             TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
-        })?;
-        let position_of = |reference: PositionRef, partition: i32| match reference {
-            PositionRef::Known(position) => Some(position),
-            PositionRef::Pending(index) => {
-                offsets.get(&index).map(|o| Position::new(partition, *o))
-            }
-        };
+        })
+    }
+
+    /// Sends one result per command, with the position of its last event (`offset_of` an event
+    /// index); returns what the accepted commands applied.
+    fn send_results(
+        &self,
+        plan: &Plan,
+        offset_of: impl Fn(usize) -> Option<i64>,
+    ) -> Result<Vec<AppliedCommand>, TxnFailure> {
+        let topic = self.settings.kafka.topics().results;
         let mut applied = Vec::new();
-        for (index, result) in plan.results.iter().enumerate() {
+        for result in &plan.results {
             let outcome = match &result.outcome {
                 PlannedOutcome::Accepted {
                     version,
                     position,
                     duplicate,
                 } => {
-                    let position = position_of(*position, result.partition).ok_or_else(|| {
+                    let position = match *position {
+                        PositionRef::Known(position) => Some(position),
+                        PositionRef::Pending(index) => {
+                            offset_of(index).map(|o| Position::new(result.partition, o))
+                        }
+                    }
+                    .ok_or_else(|| {
                         TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
                     })?;
                     if !duplicate {
-                        applied.push((
-                            result.partition,
-                            result.command_id,
-                            result.aggregate_id,
-                            *version,
+                        applied.push(AppliedCommand {
+                            partition: result.partition,
+                            command_id: result.command_id,
+                            aggregate_id: result.aggregate_id,
+                            version: *version,
                             position,
-                        ));
+                        });
                     }
                     Outcome::Accepted {
                         version: *version,
@@ -268,16 +322,21 @@ impl Worker {
                 outcome,
                 transfer: result.transfer,
             };
-            let payload = record.encode();
-            let key = result.command_id.to_string();
-            let record = BaseRecord::with_opaque_to(&topics.results, plan.events.len() + index)
+            let (key, payload) = (result.command_id.to_string(), record.encode());
+            let record = BaseRecord::with_opaque_to(&topic, UNTRACKED)
                 .key(&key)
                 .payload(&payload);
-            send(&self.producer, record)?;
+            send(&self.producer, record, self.settings.txn_timeout)?;
         }
+        Ok(applied)
+    }
+
+    /// Adds the consumed command offsets to the open transaction (fenced by the group generation).
+    fn send_offsets(&self, plan: &Plan, timeout: Duration) -> Result<(), TxnFailure> {
+        let topic = self.settings.kafka.topics().commands;
         let mut consumed = TopicPartitionList::new();
         for (partition, next) in &plan.next_offsets {
-            consumed.add_partition_offset(&topics.commands, *partition, Offset::Offset(*next))?;
+            consumed.add_partition_offset(&topic, *partition, Offset::Offset(*next))?;
         }
         let group = self
             .consumer
@@ -285,42 +344,32 @@ impl Worker {
             .ok_or(TxnFailure::Abortable(KafkaError::NoMessageReceived))?;
         self.producer
             .send_offsets_to_transaction(&consumed, &group, timeout)?;
-        drain(&self.producer, timeout)?;
-        let offsets_sent = started.elapsed();
-        self.producer.commit_transaction(timeout)?;
-        tracing::debug!(
-            results = plan.results.len(),
-            events = plan.events.len(),
-            flush_ms = flushed.as_secs_f64() * 1e3,
-            offsets_ms = (offsets_sent - flushed).as_secs_f64() * 1e3,
-            commit_ms = (started.elapsed() - offsets_sent).as_secs_f64() * 1e3,
-            "batch committed"
-        );
-        crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
-        self.merge(plan, applied);
         Ok(())
     }
 
     /// The transaction committed: its state becomes the partitions' state.
-    fn merge(&mut self, plan: Plan, applied: Vec<(i32, Uuid, Uuid, u64, Position)>) {
+    fn merge(&mut self, plan: Plan, applied: Vec<AppliedCommand>, ends: BTreeMap<i32, i64>) {
         crate::metrics::batch_committed(plan.results.len(), plan.events.len());
         for ((partition, aggregate_id), slot) in plan.overlay {
             if let Some(owned) = self.owned.get_mut(&partition) {
                 owned.state.accounts.insert(aggregate_id, slot);
             }
         }
-        for (partition, command_id, aggregate_id, version, position) in applied {
-            if let Some(owned) = self.owned.get_mut(&partition) {
+        for command in applied {
+            if let Some(owned) = self.owned.get_mut(&command.partition) {
                 owned.state.dedupe.record(
-                    command_id,
+                    command.command_id,
                     Applied {
-                        aggregate_id,
-                        version,
-                        position,
+                        aggregate_id: command.aggregate_id,
+                        version: command.version,
+                        position: command.position,
                     },
                 );
-                owned.state.next_event_offset =
-                    owned.state.next_event_offset.max(position.offset + 1);
+            }
+        }
+        for (partition, end) in ends {
+            if let Some(owned) = self.owned.get_mut(&partition) {
+                owned.state.next_write = Some(end);
             }
         }
     }
@@ -334,6 +383,12 @@ impl Worker {
         for message in batch {
             let offset = first.entry(message.partition).or_insert(message.offset);
             *offset = (*offset).min(message.offset);
+        }
+        // the aborted records and the abort marker took offsets: the next commit tells the end
+        for partition in first.keys() {
+            if let Some(owned) = self.owned.get_mut(partition) {
+                owned.state.next_write = None;
+            }
         }
         for (partition, offset) in first {
             if let Err(error) = self.consumer.seek(
@@ -357,42 +412,30 @@ impl Worker {
     }
 }
 
-/// Waits until every record sent so far is acknowledged, serving delivery reports as they come.
-///
-/// rdkafka's own `flush` polls in 100 ms slices and waits each slice out even when the reports
-/// are already there, which would add 100 ms to every transaction; this polls in 1 ms slices.
-/// `commit_transaction` flushes too, but finds nothing left to wait for after this.
-pub(crate) fn drain<C: rdkafka::producer::ProducerContext>(
-    producer: &BaseProducer<C>,
-    timeout: Duration,
-) -> Result<(), KafkaError> {
-    let deadline = Instant::now() + timeout;
-    while producer.in_flight_count() > 0 {
-        if Instant::now() >= deadline {
-            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
-        }
-        producer.poll(Duration::from_millis(1));
+/// The Kafka record of a planned event; `index` comes back with its delivery report.
+fn event_record<'a>(
+    topic: &'a str,
+    index: usize,
+    event: &PlannedEvent,
+    key: &'a String,
+    payload: &'a Vec<u8>,
+) -> BaseRecord<'a, String, Vec<u8>, usize> {
+    let mut headers = OwnedHeaders::new();
+    for (name, value) in event_headers(&event.envelope) {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(&value),
+        });
     }
-    Ok(())
-}
-
-/// Sends one record, serving delivery reports while librdkafka's queue is full.
-pub(crate) fn send<C, D>(
-    producer: &BaseProducer<C>,
-    mut record: BaseRecord<'_, String, Vec<u8>, D>,
-) -> Result<(), KafkaError>
-where
-    C: rdkafka::producer::ProducerContext<DeliveryOpaque = D>,
-    D: rdkafka::util::IntoOpaque,
-{
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(5));
-            }
-            Err((error, _)) => return Err(error),
-        }
+    if let Some(traceparent) = &event.traceparent {
+        headers = headers.insert(Header {
+            key: HEADER_TRACEPARENT,
+            value: Some(traceparent),
+        });
     }
+    BaseRecord::with_opaque_to(topic, index)
+        .partition(event.partition)
+        .key(key)
+        .payload(payload)
+        .headers(headers)
 }

@@ -18,7 +18,7 @@ use logbook_events::{KafkaSettings, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
@@ -75,7 +75,7 @@ pub async fn run_until(
 struct Saga {
     settings: SagaSettings,
     consumer: BaseConsumer<RebalanceContext>,
-    producer: BaseProducer,
+    producer: ThreadedProducer<DefaultProducerContext>,
 }
 
 /// A consumed record, with the ownership epoch of its partition.
@@ -111,8 +111,10 @@ impl Saga {
         })
     }
 
-    fn producer(settings: &SagaSettings) -> Result<BaseProducer, KafkaError> {
-        let producer: BaseProducer = settings
+    fn producer(
+        settings: &SagaSettings,
+    ) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
+        let producer: ThreadedProducer<DefaultProducerContext> = settings
             .kafka
             .client_config()
             .set(
@@ -218,7 +220,7 @@ impl Saga {
             };
             let (key, payload) = (command.aggregate_id.to_string(), command.encode());
             let record = BaseRecord::to(&commands_topic).key(&key).payload(&payload);
-            crate::processor::send(&self.producer, record)?;
+            crate::processor::send(&self.producer, record, timeout)?;
             metrics::counter!("logbook_saga_steps_total").increment(1);
         }
         let mut offsets = TopicPartitionList::new();
@@ -231,7 +233,7 @@ impl Saga {
             .ok_or(KafkaError::NoMessageReceived)?;
         self.producer
             .send_offsets_to_transaction(&offsets, &group, timeout)?;
-        crate::processor::drain(&self.producer, timeout)?;
+        crate::processor::settle(&self.producer, timeout)?;
         self.producer.commit_transaction(timeout)
     }
 
