@@ -79,6 +79,7 @@ pub fn processor_settings(settings: &Settings) -> ProcessorSettings {
     );
     processor.batch_max = settings.processor_batch_max;
     processor.batch_linger = settings.processor_linger;
+    processor.dedupe_capacity = settings.processor_dedupe_capacity;
     processor
 }
 

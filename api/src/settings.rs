@@ -169,6 +169,15 @@ pub struct Args {
         global = true
     )]
     pub processor_linger_ms: u64,
+    /// Applied command ids each processor remembers per partition (its at-most-once window
+    /// for retried commands; about 50 bytes each).
+    #[arg(
+        long,
+        env = "LOGBOOK_PROCESSOR_DEDUPE_CAPACITY",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub processor_dedupe_capacity: usize,
 
     /// Log format.
     #[arg(long, env = "LOGBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -212,6 +221,7 @@ pub struct Settings {
     pub rate_limits: Option<crate::ratelimit::Quotas>,
     pub processor_batch_max: usize,
     pub processor_linger: Duration,
+    pub processor_dedupe_capacity: usize,
     pub environment: Environment,
 }
 
@@ -274,6 +284,7 @@ impl Args {
             rate_limits: self.quotas()?,
             processor_batch_max: self.processor_batch_max,
             processor_linger: Duration::from_millis(self.processor_linger_ms),
+            processor_dedupe_capacity: self.processor_dedupe_capacity,
             environment: self.environment,
         })
     }

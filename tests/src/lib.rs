@@ -120,6 +120,7 @@ impl TestEnv {
             rate_limits: None,
             processor_batch_max: 500,
             processor_linger: Duration::from_millis(2),
+            processor_dedupe_capacity: 100_000,
             environment: Environment::Development,
         }
     }

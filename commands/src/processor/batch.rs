@@ -114,7 +114,7 @@ pub fn plan_batch(
         } else if let Some(applied) = state.dedupe.get(&command.command_id) {
             PlannedOutcome::Accepted {
                 version: applied.version,
-                position: PositionRef::Known(applied.position),
+                position: PositionRef::Known(Position::new(message.partition, applied.offset)),
                 duplicate: true,
             }
         } else {

@@ -32,7 +32,6 @@ use crate::envelope::{CommandResult, Outcome};
 struct AppliedCommand {
     partition: i32,
     command_id: Uuid,
-    aggregate_id: Uuid,
     version: u64,
     position: Position,
 }
@@ -295,7 +294,6 @@ impl Worker {
                         applied.push(AppliedCommand {
                             partition: result.partition,
                             command_id: result.command_id,
-                            aggregate_id: result.aggregate_id,
                             version: *version,
                             position,
                         });
@@ -360,9 +358,8 @@ impl Worker {
                 owned.state.dedupe.record(
                     command.command_id,
                     Applied {
-                        aggregate_id: command.aggregate_id,
                         version: command.version,
-                        position: command.position,
+                        offset: command.position.offset,
                     },
                 );
             }
