@@ -7,7 +7,10 @@
 //! reached the end of the log, [`swap`] replaces the live tables in one transaction (retrying
 //! later if the live projection is still ahead somewhere). A session advisory lock allows one
 //! rebuild of a projection at a time; a failed or cancelled rebuild drops its shadow tables.
+//! The shadow tables' secondary indexes are dropped for the replay and built once it has
+//! caught up ([`indexes`]), before the first swap attempt.
 
+pub mod indexes;
 pub mod swap;
 
 use std::collections::HashMap;
@@ -107,6 +110,7 @@ async fn run(
 ) -> Result<RebuildReport, RebuildError> {
     let started = Instant::now();
     swap::prepare(&pool, projection).await?;
+    let deferred = indexes::defer(&pool, projection).await?;
     tracing::info!(
         projection = projection.name(),
         "rebuild started into shadow tables"
@@ -125,6 +129,7 @@ async fn run(
         projection,
         progress,
         runtime: Handle::current(),
+        deferred: std::sync::Mutex::new(deferred),
     };
     let thread_stop = stop.clone();
     std::thread::Builder::new()
@@ -171,6 +176,8 @@ struct Job {
     projection: Projection,
     progress: Option<watch::Sender<RebuildProgress>>,
     runtime: Handle,
+    /// Secondary indexes still to build (emptied once built).
+    deferred: std::sync::Mutex<Vec<String>>,
 }
 
 impl Job {
@@ -202,6 +209,9 @@ impl Job {
                 return Err(RebuildError::Poisoned(*p));
             }
             let caught_up = state.len() == partitions && state.values().all(caught_up);
+            if caught_up {
+                self.build_indexes()?;
+            }
             if caught_up && self.try_swap()? {
                 self.report(&state, true);
                 let mut offsets: Vec<(i32, i64)> =
@@ -209,6 +219,31 @@ impl Job {
                 offsets.sort_unstable();
                 return Ok(offsets);
             }
+        }
+    }
+
+    /// Builds the deferred indexes, the first time it is called (a failure fails the rebuild,
+    /// which drops the shadow tables).
+    fn build_indexes(&self) -> Result<(), RebuildError> {
+        let Ok(mut deferred) = self.deferred.lock() else {
+            return Err(RebuildError::Projector(ProjectorError::Panicked));
+        };
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.runtime.block_on(indexes::build(&self.pool, &deferred)) {
+            Ok(()) => {
+                tracing::info!(
+                    projection = self.projection.name(),
+                    indexes = deferred.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "shadow indexes built"
+                );
+                deferred.clear();
+                Ok(())
+            }
+            Err(error) => Err(RebuildError::Database(error)),
         }
     }
 
