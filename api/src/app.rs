@@ -34,7 +34,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// How far the projections are (read-your-writes); present when a database is configured.
     pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
-    pub kafka: KafkaSettings,
+    pub kafka: Arc<KafkaSettings>,
     /// None when rate limiting is switched off.
     pub rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// Idempotency-Key answers; present when a database is configured.
@@ -142,7 +142,7 @@ impl Application {
                 .rate_limits
                 .clone()
                 .map(|q| Arc::new(crate::ratelimit::RateLimiter::new(q))),
-            kafka: kafka.clone(),
+            kafka: Arc::new(kafka.clone()),
             progress,
             gateway: Some(gateway.clone()),
             jwt,

@@ -50,9 +50,12 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (`logbook openapi > schemas/openapi.json`).
     Openapi,
-    /// Rebuild a projection (ledger or archive) from offset 0 into shadow tables, then swap
-    /// them in while the live tables keep serving.
-    Rebuild { projection: String },
+    /// Rebuild projections (ledger, archive, or all) from offset 0 into shadow tables, then
+    /// swap them in while the live tables keep serving. Several run at the same time.
+    Rebuild {
+        #[arg(required = true, num_args = 1..)]
+        projections: Vec<String>,
+    },
     /// Recompute every hash chain over the Kafka log or the archive; prints the report
     /// (intact with counts, or the first broken event) and fails when broken.
     Verify(crate::tools::verify::VerifyArgs),
@@ -124,7 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             write!(std::io::stdout(), "{}", crate::openapi::document_text())?;
             Ok(())
         }
-        Command::Rebuild { projection } => rebuild_projection(&settings, &projection).await,
+        Command::Rebuild { projections } => rebuild_projections(&settings, &projections).await,
         Command::Verify(args) => crate::tools::verify::run(&settings, args).await,
         Command::Export(args) => crate::tools::export::run(&settings, args).await,
         Command::Replay(args) => crate::tools::replay::run(&settings, args).await,
@@ -160,53 +163,77 @@ async fn run_roles(settings: crate::settings::Settings, which: Roles) -> anyhow:
     roles::run(settings, which, shutdown).await
 }
 
-/// `logbook rebuild <projection>`, with a progress line on stderr every second.
-async fn rebuild_projection(
+/// `logbook rebuild <projection>...` (or `all`): the rebuilds run side by side, with one
+/// progress line on stderr every second.
+async fn rebuild_projections(
     settings: &crate::settings::Settings,
-    name: &str,
+    names: &[String],
 ) -> anyhow::Result<()> {
-    use std::io::Write;
-    let projection = logbook_projections::Projection::parse(name)
-        .ok_or_else(|| anyhow::anyhow!("unknown projection {name} (ledger, archive)"))?;
+    use logbook_projections::Projection;
+    use logbook_projections::rebuild::{RebuildProgress, rebuild};
+    let mut projections: Vec<Projection> = Vec::new();
+    for name in names {
+        let chosen = match name.as_str() {
+            "all" => Projection::ALL.to_vec(),
+            _ => vec![Projection::parse(name).ok_or_else(|| {
+                anyhow::anyhow!("unknown projection {name} (ledger, archive, all)")
+            })?],
+        };
+        for projection in chosen {
+            if !projections.contains(&projection) {
+                projections.push(projection);
+            }
+        }
+    }
     let options = logbook_projections::db::options(
         settings.require_database_url()?,
         settings.database_password.as_ref(),
     )?;
-    let pool = logbook_projections::db::pool(options, 4);
-    let projector = logbook_projections::ProjectorSettings::new(settings.require_kafka()?.clone());
-    let (progress, mut watch) =
-        tokio::sync::watch::channel(logbook_projections::rebuild::RebuildProgress::default());
-    let reporter = tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        while watch.changed().await.is_ok() {
-            let now: logbook_projections::rebuild::RebuildProgress =
-                watch.borrow_and_update().clone();
-            let _ = write!(
-                std::io::stderr(),
-                "\rrebuild {}: {} offsets to go, {:.0} s",
-                projection.name(),
-                now.remaining(),
-                started.elapsed().as_secs_f64()
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
-    let report = logbook_projections::rebuild::rebuild(
-        projector,
-        pool,
-        projection,
-        Some(progress),
-        roles::signal(),
-    )
-    .await?;
+    let pool = logbook_projections::db::pool(options, 4 * projections.len() as u32);
+    let kafka = settings.require_kafka()?.clone();
+    let mut watches = Vec::new();
+    let mut jobs = Vec::new();
+    for projection in projections {
+        let (progress, watch) = tokio::sync::watch::channel(RebuildProgress::default());
+        watches.push(watch);
+        let projector = logbook_projections::ProjectorSettings::new(kafka.clone());
+        jobs.push(rebuild(
+            projector,
+            pool.clone(),
+            projection,
+            Some(progress),
+            roles::signal(),
+        ));
+    }
+    let reporter = tokio::spawn(report_rebuilds(watches));
+    let reports = futures::future::try_join_all(jobs).await;
     reporter.abort();
-    let _ = writeln!(std::io::stderr());
-    tracing::info!(
-        projection = projection.name(),
-        took_ms = report.took.as_millis() as u64,
-        "rebuild swapped in"
-    );
+    eprintln!();
+    for report in reports? {
+        tracing::info!(
+            projection = report.projection.name(),
+            took_ms = report.took.as_millis() as u64,
+            "rebuild swapped in"
+        );
+    }
     Ok(())
+}
+
+/// Writes the offsets the rebuilds still have to apply, once a second.
+async fn report_rebuilds(
+    watches: Vec<tokio::sync::watch::Receiver<logbook_projections::rebuild::RebuildProgress>>,
+) {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let remaining: i64 = watches.iter().map(|w| w.borrow().remaining()).sum();
+        let _ = write!(
+            std::io::stderr(),
+            "\rrebuild: {remaining} offsets to go, {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 /// Reads the topics' replication and configuration and warns about every setting weaker than

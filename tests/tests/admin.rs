@@ -104,3 +104,91 @@ async fn admin_sees_projection_status_and_can_rebuild() {
     }
     app.stop().await.expect("clean stop");
 }
+
+/// `logbook rebuild all` replays both projections side by side through the binary, and the
+/// swapped-in tables have every index the migrations define (the replay defers the secondary
+/// ones and builds them before the swap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_rebuilds_every_projection_with_its_indexes() {
+    let env = TestEnv::new().await;
+    let app = env.spawn(Roles::ALL).await;
+    let service = env.token(Role::Service, "svc");
+    let account = Uuid::new_v4();
+    let opened = app
+        .post(
+            "/v1/accounts",
+            &service,
+            &json!({"owner_id": "o", "currency": "EUR", "account_id": account}),
+        )
+        .await;
+    assert_eq!(opened.status(), 201);
+    let mut position = String::new();
+    for amount in [5, 7] {
+        let deposit = app
+            .post(
+                &format!("/v1/accounts/{account}/deposits"),
+                &service,
+                &json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!(deposit.status(), 200);
+        let body: Value = deposit.json().await.expect("json");
+        position = body["position"].as_str().expect("position").to_string();
+    }
+    let seen = app
+        .client
+        .get(app.url(&format!("/v1/accounts/{account}?min_position={position}")))
+        .bearer_auth(&service)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(seen.status(), 200);
+    let indexes = |db: sqlx::PgPool| async move {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename IN ('accounts', 'account_transactions', 'transfers', 'event_archive') \
+             ORDER BY 1",
+        )
+        .fetch_all(&db)
+        .await
+        .expect("indexes");
+        names
+    };
+    let before = indexes(env.db.clone()).await;
+
+    let status = tokio::process::Command::new(logbook_tests::logbook_binary())
+        .args(["rebuild", "all"])
+        .env("LOGBOOK_KAFKA_BROKERS", &env.kafka.brokers)
+        .env("LOGBOOK_TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("LOGBOOK_DATABASE_URL", &env.database_url)
+        .env("LOGBOOK_ENVIRONMENT", "development")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(120), status)
+        .await
+        .expect("rebuild finished in time")
+        .expect("run logbook rebuild");
+    assert!(status.success(), "logbook rebuild all: {status}");
+
+    assert_eq!(indexes(env.db.clone()).await, before);
+    let shadows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() \
+         AND tablename LIKE '%\\_\\_rebuild'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("shadow tables");
+    assert_eq!(shadows, 0);
+    let (balance, lines, archived): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT balance FROM accounts WHERE account_id = $1), \
+                (SELECT count(*) FROM account_transactions WHERE account_id = $1), \
+                (SELECT count(*) FROM event_archive WHERE aggregate_id = $1)",
+    )
+    .bind(account)
+    .fetch_one(&env.db)
+    .await
+    .expect("rebuilt rows");
+    assert_eq!((balance, lines, archived), (12, 2, 3));
+    app.stop().await.expect("clean stop");
+}

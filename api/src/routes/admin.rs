@@ -70,7 +70,7 @@ pub async fn start_rebuild(
         projection = projection.name(),
         "admin action: projection rebuild started"
     );
-    let settings = ProjectorSettings::new(state.kafka.clone());
+    let settings = ProjectorSettings::new((*state.kafka).clone());
     tokio::spawn(async move {
         match rebuild(settings, pool, projection, None, std::future::pending()).await {
             Ok(report) => tracing::info!(
