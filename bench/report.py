@@ -5,20 +5,23 @@ Reads the JSON files the phases wrote into the run folder and writes <out>.json 
 combined), <out>.md (the summary: targets met or missed, ratios to the baselines, machine,
 versions and settings) and three PNG plots beside it: latency over time, throughput over time
 and the latency CDF, each with Logbook and the plain PostgreSQL baseline side by side.
+
+With --summarise-profile RUN it only turns the profiles of the logbook phase (perf.data of the
+logbook process, kafka.jfr of the broker) into profile-logbook.json and profile-kafka.json in
+the run folder and deletes perf.data; that needs perf and jfr, not matplotlib.
 """
 import argparse
+import collections
 import json
 import math
 import os
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import re
+import subprocess
 
 PARTS = {
     "environment": "environment.json",
     "logbook": "load-logbook.json",
+    "logbook_capacity": "load-logbook-capacity.json",
     "plain_pg": "load-plain-pg.json",
     "cqrs_es": "load-cqrs-es.json",
     "produce_txn": "produce-txn.json",
@@ -27,9 +30,20 @@ PARTS = {
     "copy": "copy.json",
     "backlog": "backlog.json",
     "produce_backlog": "produce-backlog.json",
+    "profile_logbook": "profile-logbook.json",
+    "profile_kafka": "profile-kafka.json",
 }
 LOADS = (("logbook", "Logbook"), ("plain_pg", "plain PostgreSQL (FOR UPDATE)"),
          ("cqrs_es", "cqrs-es + postgres-es"))
+# the HTTP load table and the throughput and CDF plots also show the capacity run
+HTTP_LOADS = LOADS[:1] + (("logbook_capacity", "Logbook at capacity"),) + LOADS[1:]
+
+PERF_HZ, PROFILE_SECONDS = 499, 10
+# the first frame from the leaf that matches is what a sample is counted against
+PERF_INTERESTING = re.compile(r"logbook_|rdkafka::|sqlx|jsonschema|jsonwebtoken|serde_json|hyper::"
+                              r"|axum::|tower|sha2|metrics|tokio::")
+PERF_OTHER = "other (libc/kernel/librdkafka C)"
+PERF_HEADER = re.compile(r"^(\S.*?)\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s+(\d+)\s")
 
 
 def load_parts(run):
@@ -70,6 +84,16 @@ def targets(p):
         rows.append(("commands through HTTP, sustained", ">= 10,000/s, p99 <= 25 ms",
                      f"{fmt(tput, 0)}/s, p50 {fmt(lb['latency']['p50_ms'])} ms, p99 {fmt(p99)} ms",
                      verdict, base or ""))
+    cap = p.get("logbook_capacity")
+    if cap:
+        served, offered = cap["throughput_ok_per_s"], cap["rate"]
+        rows.append(("commands through HTTP, at capacity", ">= 10,000/s",
+                     f"{fmt(served, 0)}/s served of {fmt(offered, 0)}/s offered ({fmt(100 * served / offered, 0)}%, "
+                     f"{cap['clients']} clients, {cap['errors']} errors), p50 {fmt(cap['latency']['p50_ms'])} ms, "
+                     f"p99 {fmt(cap['latency']['p99_ms'])} ms",
+                     "met" if served >= 10_000 else f"missed: {fmt(served, 0)}/s is {fmt(100 * served / 10_000, 0)}% of 10,000/s",
+                     ""))
+    if lb:
         fresh = lb["freshness"]["p99_ms"]
         rows.append(("freshness (answer -> visible in accounts)", "p99 <= 50 ms",
                      f"p50 {fmt(lb['freshness']['p50_ms'])} ms, p99 {fmt(fresh)} ms ({lb['freshness']['count']} probes, {lb['freshness_failures']} failed)",
@@ -82,16 +106,39 @@ def targets(p):
                      f"{fmt(eps, 0)} events/s ({fmt(bl['events'], 0)} events, ledger {fmt(bl['catchup_ledger_seconds'])} s, archive {fmt(bl['catchup_archive_seconds'])} s, from process start)",
                      "met" if eps >= 50_000 else f"missed: {fmt(100 * eps / 50_000, 0)}% of target",
                      cp and f"{fmt(ratio(eps, cp['events_per_s']), 2)}x raw COPY ({fmt(cp['events_per_s'], 0)} events/s)" or ""))
-        per_million = bl["rebuild_ledger_seconds"] * 1_000_000 / bl["events"]
-        rows.append(("full rebuild of 1M events", "<= 10 s",
-                     f"ledger {fmt(bl['rebuild_ledger_seconds'])} s, archive {fmt(bl['rebuild_archive_seconds'])} s for {fmt(bl['events'], 0)} events",
-                     "met" if per_million <= 10 else f"missed: {fmt(per_million)} s per 1M (ledger)",
+        alone = f"ledger {fmt(bl['rebuild_ledger_seconds'])} s, archive {fmt(bl['rebuild_archive_seconds'])} s"
+        if "rebuild_all_seconds" in bl:
+            per_million = bl["rebuild_all_seconds"] * 1_000_000 / bl["events"]
+            measured = (f"every projection (`rebuild all`, side by side) {fmt(bl['rebuild_all_seconds'])} s; "
+                        f"one at a time: {alone}; {fmt(bl['events'], 0)} events")
+            which = "all projections"
+        else:
+            per_million = bl["rebuild_ledger_seconds"] * 1_000_000 / bl["events"]
+            measured, which = f"{alone} for {fmt(bl['events'], 0)} events", "ledger"
+        rows.append(("full rebuild of 1M events", "<= 10 s", measured,
+                     "met" if per_million <= 10 else f"missed: {fmt(per_million)} s per 1M ({which})",
                      cp and f"raw COPY of 1M events' rows would take {fmt(1e6 / cp['events_per_s'])} s" or ""))
-        bpa = bl["processor_bytes_per_account"]
-        rows.append(("processor memory per account", "<= 300 bytes",
-                     f"{fmt(bpa, 0)} bytes ({fmt(bl['accounts'], 0)} accounts; RSS {fmt(bl['processor_rss_empty_kib'] / 1024)} -> {fmt(bl['processor_rss_restored_kib'] / 1024)} MiB)",
-                     "met" if bpa <= 300 else f"missed: {fmt(bpa / 300, 1)}x the target", ""))
+        rows.append(memory_row(bl))
     return rows
+
+
+def memory_row(bl):
+    """The processor memory per account: the account state alone (a window of one remembered
+    command id per partition) against the target, and what the default window adds."""
+    total = bl["processor_bytes_per_account"]
+    mib = {k: fmt(bl[f"processor_rss_{k}_kib"] / 1024) for k in ("empty", "restored", "state_only")
+           if f"processor_rss_{k}_kib" in bl}
+    if "processor_bytes_per_account_state" not in bl:
+        return ("processor memory per account", "<= 300 bytes",
+                f"{fmt(total, 0)} bytes ({fmt(bl['accounts'], 0)} accounts; RSS {mib['empty']} -> {mib['restored']} MiB)",
+                "met" if total <= 300 else f"missed: {fmt(total / 300, 1)}x the target", "")
+    state, per_id = bl["processor_bytes_per_account_state"], bl["processor_bytes_per_remembered_command"]
+    measured = (f"{fmt(state, 0)} bytes of account state ({fmt(bl['accounts'], 0)} accounts; RSS {mib['empty']} -> "
+                f"{mib['state_only']} MiB remembering 1 command id per partition); "
+                f"plus {fmt(per_id, 0)} bytes per remembered command id: {fmt(total, 0)} bytes per account in all "
+                f"with the default window ({fmt(bl['events'], 0)} events, RSS {mib['restored']} MiB)")
+    return ("processor memory per account", "<= 300 bytes", measured,
+            "met (state alone)" if state <= 300 else f"missed: {fmt(state / 300, 1)}x the target", "")
 
 
 def write_ratios(p, out):
@@ -103,13 +150,16 @@ def write_ratios(p, out):
         events_per_cmd = s["events"] / s["commands"]
         lb_events = lb["throughput_ok_per_s"] * events_per_cmd
         lines.append(f"| commands per processor transaction | {fmt(s['commands'] / max(1, s['transactions_committed']))} | | |")
+    cap = p.get("logbook_capacity")
+    if cap and cap.get("server") and cap["server"]["commands"]:
+        s = cap["server"]
+        lines.append(f"| commands per processor transaction, at capacity | {fmt(s['commands'] / max(1, s['transactions_committed']))} | | |")
         if txn:
             lines.append(f"| Logbook events/s vs raw transactional produce (batch {txn['batch']}) | {fmt(lb_events, 0)} | {fmt(txn['events_per_s'], 0)} | {fmt(ratio(lb_events, txn['events_per_s']), 3)} |")
     if txn and idem:
         lines.append(f"| raw produce: transactions vs none (cost of exactly-once), batch {txn['batch']} | {fmt(txn['events_per_s'], 0)}/s | {fmt(idem['events_per_s'], 0)}/s | {fmt(ratio(txn['events_per_s'], idem['events_per_s']), 3)} |")
     if txn and txn1k:
         lines.append(f"| raw transactional produce: batch {txn['batch']} vs batch 1000 | {fmt(txn['events_per_s'], 0)}/s | {fmt(txn1k['events_per_s'], 0)}/s | {fmt(ratio(txn['events_per_s'], txn1k['events_per_s']), 3)} |")
-    plain = p.get("plain_pg")
     for other, title in (("plain_pg", "plain PostgreSQL"), ("cqrs_es", "cqrs-es")):
         base = p.get(other)
         if not (lb and base):
@@ -124,19 +174,19 @@ def write_ratios(p, out):
 
 
 def load_table(p, out):
-    out += ["| system | offered/s | ok/s | errors | p50 | p90 | p99 | p99.9 | max | service p99 | freshness p99 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for key, name in LOADS:
+    out += ["| system | offered/s | clients | ok/s | errors | p50 | p90 | p99 | p99.9 | max | service p99 | freshness p99 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, name in HTTP_LOADS:
         r = p.get(key)
         if not r:
             continue
         lat = r["latency"]
-        out.append(f"| {name} | {fmt(r['rate'], 0)} | {fmt(r['throughput_ok_per_s'], 0)} | {r['errors']} {r['statuses']} | "
+        out.append(f"| {name} | {fmt(r['rate'], 0)} | {r['clients']} | {fmt(r['throughput_ok_per_s'], 0)} | {r['errors']} {r['statuses']} | "
                    f"{fmt(lat['p50_ms'])} | {fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {fmt(lat['p999_ms'])} | {fmt(lat['max_ms'])} | "
                    f"{fmt(r['service_time']['p99_ms'])} | {fmt(r['freshness']['p99_ms'])} |")
     out.append("")
     out += ["| system | process | CPU mean (% of one core) | RSS max (MiB) |", "| --- | --- | --- | --- |"]
-    for key, name in LOADS:
+    for key, name in HTTP_LOADS:
         r = p.get(key)
         for proc, usage in (r or {}).get("procs", {}).items():
             out.append(f"| {name} | {proc} | {fmt(usage['cpu_percent_mean'], 0)} | {fmt(usage['rss_mib_max'], 0)} |")
@@ -160,6 +210,11 @@ def baseline_table(p, out):
 
 
 def plot(p, base):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     name = os.path.basename(base)
     made = []
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -179,12 +234,14 @@ def plot(p, base):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for key, label in LOADS:
+    for key, label in HTTP_LOADS:
         r = p.get(key)
         if r:
             t = [row["t"] for row in r["timeline"]]
-            ax.plot(t, [row["ok"] for row in r["timeline"]], label=f"{label} ok/s")
-            ax.plot(t, [row["errors"] for row in r["timeline"]], linestyle="--", label=f"{label} errors/s")
+            line, = ax.plot(t, [row["ok"] for row in r["timeline"]], label=f"{label} ok/s")
+            if any(row["errors"] for row in r["timeline"]):
+                ax.plot(t, [row["errors"] for row in r["timeline"]], linestyle="--", color=line.get_color(),
+                        label=f"{label} errors/s")
     lb = p.get("logbook")
     if lb and any(row["lag"] is not None for row in lb["timeline"]):
         ax2 = ax.twinx()
@@ -201,7 +258,7 @@ def plot(p, base):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for key, label in LOADS:
+    for key, label in HTTP_LOADS:
         r = p.get(key)
         if r and r["cdf"]:
             xs = [-math.log10(max(1e-5, 1 - q)) for q, _ in r["cdf"]]
@@ -215,6 +272,181 @@ def plot(p, base):
     made.append(f"{name}-cdf.png")
     plt.close(fig)
     return made
+
+
+def top(counter, total, n, name):
+    return [{name: key, "samples": count, "percent": 100 * count / total} for key, count in counter.most_common(n)]
+
+
+def profile_note(run, what):
+    """Why a profile is missing: the line profile.log has about it, if any."""
+    try:
+        with open(os.path.join(run, "profile.log"), errors="replace") as f:
+            lines = [line.strip() for line in f if what in line]
+        return lines[-1] if lines else "not recorded"
+    except OSError:
+        return "not recorded"
+
+
+def profile_delay(run):
+    """Seconds into the profiled load at which the profiles started (bench.sh notes it)."""
+    try:
+        with open(os.path.join(run, "profile.log"), errors="replace") as f:
+            found = re.search(r"profile window: from (\d+) s", f.read())
+        return int(found.group(1)) if found else None
+    except OSError:
+        return None
+
+
+def summarise_perf(run, leaves=25):
+    """`perf script` of perf.data: share of samples per thread (comm) and per first interesting
+    frame from the leaf (PERF_INTERESTING), plus the leaves of the samples without one."""
+    data = os.path.join(run, "perf.data")
+    if not os.path.exists(data) or os.path.getsize(data) == 0:
+        return {"recorded": False, "note": profile_note(run, "logbook profile")}
+    threads, frames, others = collections.Counter(), collections.Counter(), collections.Counter()
+    frame_threads = collections.defaultdict(collections.Counter)
+    period_ns = 0
+    sample = None
+
+    def flush():
+        if sample is None:
+            return
+        comm, stack = sample
+        threads[comm] += 1
+        key = next((f for f in stack if PERF_INTERESTING.search(f)), None)
+        if key is None:
+            key = PERF_OTHER
+            others[stack[0] if stack else "[unknown]"] += 1
+        frames[key] += 1
+        frame_threads[key][comm] += 1
+
+    # --no-inline: symbols only (resolving inlined frames takes minutes, for the same leaves)
+    with subprocess.Popen(["perf", "script", "--no-inline", "-i", data], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, errors="replace") as perf:
+        for line in perf.stdout:
+            if not line.strip():
+                flush()
+                sample = None
+            elif not line[0].isspace():
+                flush()
+                header = PERF_HEADER.match(line)
+                sample = (header.group(1) if header else line.split()[0], [])
+                period_ns += int(header.group(2)) if header else 0
+            elif sample is not None:
+                parts = line.strip().split(" ", 1)
+                if len(parts) > 1:
+                    symbol = parts[1].rsplit(" (", 1)[0] if parts[1].endswith(")") else parts[1]
+                    sample[1].append(re.sub(r"\+0x[0-9a-f]+$", "", symbol))
+        flush()
+    if perf.returncode != 0 or not threads:
+        return {"recorded": False, "note": f"perf script failed (exit {perf.returncode}, {sum(threads.values())} samples)"}
+    total = sum(threads.values())
+    cpu = period_ns / 1e9 if period_ns else total / PERF_HZ
+    top_frames = top(frames, total, leaves, "frame")
+    for row in top_frames:
+        comm, count = frame_threads[row["frame"]].most_common(1)[0]
+        row["thread"], row["thread_percent"] = comm, 100 * count / row["samples"]
+    return {"recorded": True, "tool": f"perf record -F {PERF_HZ} --call-graph dwarf,16384 -p <logbook all>",
+            "seconds": PROFILE_SECONDS, "from_s": profile_delay(run), "samples": total, "cpu_seconds": cpu,
+            "threads": top(threads, total, 30, "thread"), "frames": top_frames,
+            "other_leaves": top(others, total, 10, "frame")}
+
+
+def summarise_jfr(run, leaves=20):
+    """`jfr print` of kafka.jfr: share of execution samples per thread (trailing numbers
+    dropped) and per leaf frame (class.method)."""
+    data = os.path.join(run, "kafka.jfr")
+    if not os.path.exists(data) or os.path.getsize(data) == 0:
+        return {"recorded": False, "note": profile_note(run, "Kafka profile")}
+    printed = subprocess.run(["jfr", "print", "--json", "--events", "jdk.ExecutionSample", "--stack-depth", "1", data],
+                             capture_output=True, text=True, errors="replace", timeout=300)
+    if printed.returncode != 0:
+        return {"recorded": False, "note": f"jfr print failed: {printed.stderr.strip()[:300]}"}
+    threads, frames = collections.Counter(), collections.Counter()
+    for event in json.loads(printed.stdout)["recording"]["events"]:
+        values = event["values"]
+        thread = values.get("sampledThread") or {}
+        name = thread.get("javaName") or thread.get("osName") or "?"
+        threads[re.sub(r"[-\d]+$", "", name) or name] += 1
+        stack = (values.get("stackTrace") or {}).get("frames") or []
+        if stack:
+            method = stack[0]["method"]
+            frames[f"{method['type']['name'].replace('/', '.')}.{method['name']}"] += 1
+        else:
+            frames["(no stack)"] += 1
+    total = sum(threads.values())
+    if not total:
+        return {"recorded": False, "note": "the JFR recording has no execution samples"}
+    return {"recorded": True, "tool": "jcmd <broker> JFR.start duration=10s settings=profile (jdk.ExecutionSample)",
+            "seconds": PROFILE_SECONDS, "from_s": profile_delay(run), "samples": total,
+            "threads": top(threads, total, 20, "thread"), "frames": top(frames, total, leaves, "frame")}
+
+
+def summarise_profile(run, only_new=False):
+    """Writes profile-logbook.json and profile-kafka.json; deletes perf.data once summarised.
+    only_new: just the profiles whose recording is there and whose summary is not."""
+    for summarise, source, target in ((summarise_perf, "perf.data", "profile-logbook.json"),
+                                      (summarise_jfr, "kafka.jfr", "profile-kafka.json")):
+        path = os.path.join(run, target)
+        if only_new and (os.path.exists(path) or not os.path.exists(os.path.join(run, source))):
+            continue
+        try:
+            summary = summarise(run)
+        except Exception as error:  # a profile never fails the run
+            summary = {"recorded": False, "note": f"summary failed: {error!r}"}
+        with open(path, "w") as f:
+            json.dump(summary, f, indent=1)
+        if source == "perf.data" and summary.get("recorded"):
+            os.remove(os.path.join(run, source))
+        print(f"{path}: {'recorded' if summary.get('recorded') else summary.get('note')}")
+
+
+def cell(text, width=140):
+    """A frame or thread name as a table cell: code, no pipes, not too long."""
+    text = text if len(text) <= width else text[:width - 1] + "…"
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def profile_section(p, out):
+    env = p.get("environment", {})
+    load = env.get("settings", {}).get("load", {})
+    out += ["## Profile (logbook phase, 10 s)", ""]
+    if env.get("settings", {}).get("profile") is False:
+        out += ["Not recorded (--no-profile).", ""]
+        return
+    lb, kafka = p.get("profile_logbook") or {}, p.get("profile_kafka") or {}
+    rate = f" at {fmt(load['rate'], 0)}/s" if "rate" in load else ""
+    start = next((r["from_s"] for r in (lb, kafka) if r.get("from_s") is not None), None)
+    start = f"from {start} s in" if start is not None else "from about 8 s in"
+    out += [f"10 s of a third load{rate} on the same instance, after the measured ones ({start}; JFR starts about 1 s before perf). "
+            "It is kept apart because starting JFR and perf stalls the broker and the process for a moment; its latency figures are not used. "
+            "A sample counts against the first frame from "
+            f"the leaf that belongs to Logbook or one of these libraries: `{PERF_INTERESTING.pattern}`; "
+            f"samples without one are \"{PERF_OTHER}\".", ""]
+    if lb.get("recorded"):
+        out += [f"**Logbook** (`{lb['tool']}`): {fmt(lb['samples'], 0)} samples, {fmt(lb['cpu_seconds'])} CPU seconds "
+                f"in {lb['seconds']} s ({fmt(lb['cpu_seconds'] / lb['seconds'], 2)} cores).", "",
+                "| thread | samples |", "| --- | --- |"]
+        out += [f"| {cell(r['thread'])} | {fmt(r['percent'])}% |" for r in lb["threads"]]
+        out += ["", "| samples | first Logbook or library frame from the leaf | mostly on thread |", "| --- | --- | --- |"]
+        out += [f"| {fmt(r['percent'])}% | {cell(r['frame'])} | {cell(r['thread'])} ({fmt(r['thread_percent'], 0)}%) |"
+                for r in lb["frames"]]
+        if lb.get("other_leaves"):
+            out += ["", f"Leaf frames of the \"{PERF_OTHER}\" samples:", "", "| samples | leaf frame |", "| --- | --- |"]
+            out += [f"| {fmt(r['percent'])}% | {cell(r['frame'])} |" for r in lb["other_leaves"]]
+    else:
+        out += [f"**Logbook**: not recorded ({lb.get('note', 'no perf.data')})."]
+    out.append("")
+    if kafka.get("recorded"):
+        out += [f"**Kafka broker** (`{kafka['tool']}`): {fmt(kafka['samples'], 0)} samples.", "",
+                "| thread | samples |", "| --- | --- |"]
+        out += [f"| {cell(r['thread'])} | {fmt(r['percent'])}% |" for r in kafka["threads"]]
+        out += ["", "| samples | leaf frame |", "| --- | --- |"]
+        out += [f"| {fmt(r['percent'])}% | {cell(r['frame'])} |" for r in kafka["frames"]]
+    else:
+        out += [f"**Kafka broker**: not recorded ({kafka.get('note', 'no kafka.jfr')})."]
+    out.append("")
 
 
 def markdown(p, images):
@@ -233,6 +465,8 @@ def markdown(p, images):
     baseline_table(p, out)
     if "cqrs_es" not in p:
         out += ["", "(e) cqrs-es + postgres-es: not run.", ""]
+    out += [""]
+    profile_section(p, out)
     out += ["## Plots", ""] + [f"![{i}]({i})" for i in images]
     out += ["", "## Machine, versions and settings", "", "```json",
             json.dumps({k: env.get(k) for k in ("machine", "versions", "settings")}, indent=2), "```", ""]
@@ -240,10 +474,18 @@ def markdown(p, images):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", required=True, help="folder with the phases' JSON results")
-    parser.add_argument("--out", required=True, help="output path without extension")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="folder with the phases' JSON results")
+    parser.add_argument("--out", help="output path without extension")
+    parser.add_argument("--summarise-profile", metavar="RUN",
+                        help="only summarise the profiles in run folder RUN (perf.data, kafka.jfr)")
     args = parser.parse_args()
+    if args.summarise_profile:
+        summarise_profile(args.summarise_profile)
+        return
+    if not (args.run and args.out):
+        parser.error("--run and --out are required")
+    summarise_profile(args.run, only_new=True)
     parts = load_parts(args.run)
     images = plot(parts, args.out)
     with open(f"{args.out}.json", "w") as f:

@@ -5,21 +5,29 @@
 #   scripts/dev bench [--duration S] [--warmup S] [--clients N] [--rate R] [--accounts N]
 #                     [--mix deposit=50,withdraw=30,transfer=20] [--produce-events N]
 #                     [--backlog-events N] [--backlog-accounts N] [--skip PHASE,...]
+#                     [--capacity-rate R] [--capacity-clients N] [--profile | --no-profile]
 #
 # Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
-# `logbook all`, release, rate limits off), plain-pg (the same load on the plain PostgreSQL
-# ledger), cqrs-es (the same load on the cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the processor's batching),
-# copy (raw COPY of the projectors' rows), backlog (1M events: projector catch-up, rebuild,
-# processor memory per account). Raw results and logs stay under .logbook/bench/<stamp>/.
+# `logbook all`, release, rate limits off; then a second load on the same instance at
+# --capacity-rate, default 4000/s (0 skips it), with --capacity-clients, default 1024; --profile,
+# the default, records 10 s of a third, unmeasured load with perf (logbook) and JFR (Kafka)),
+# plain-pg (the same load on the plain PostgreSQL ledger), cqrs-es (the same load on the
+# cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the
+# processor's batching), copy (raw COPY of the projectors' rows), backlog (1M events: projector
+# catch-up, rebuild, processor memory per account with and without the window of remembered
+# command ids). Raw results and logs stay under .logbook/bench/<stamp>/.
 
-bench_usage() { sed -n '4,13p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+bench_usage() { sed -n '4,18p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
   B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP=""
+  B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1
   while [ $# -gt 0 ]; do
     case "$1" in
+      --profile) B_PROFILE=1; shift; continue ;;
+      --no-profile) B_PROFILE=0; shift; continue ;;
       --duration) B_DURATION="$2" ;;
       --warmup) B_WARMUP="$2" ;;
       --clients) B_CLIENTS="$2" ;;
@@ -30,6 +38,8 @@ bench_parse() {
       --backlog-events) B_BACKLOG_EVENTS="$2" ;;
       --backlog-accounts) B_BACKLOG_ACCOUNTS="$2" ;;
       --skip) B_SKIP="$2" ;;
+      --capacity-rate) B_CAPACITY_RATE="$2" ;;
+      --capacity-clients) B_CAPACITY_CLIENTS="$2" ;;
       -h | --help) bench_usage; exit 0 ;;
       *) bench_usage; die "unknown option $1" ;;
     esac
@@ -44,12 +54,20 @@ psql_admin() {
     -d "${2:-postgres}" -v ON_ERROR_STOP=1 -tAqc "$1"
 }
 
-# A fresh, migrated database named bench_<stamp>_<suffix>; prints its URL.
+# A fresh database named bench_<stamp>_<suffix>; prints its URL. (It runs in a command
+# substitution, so it cannot record the name: drop_bench_dbs finds them by the stamp.)
 fresh_db() {
   local name="bench_${STAMP_DB}_$1"
   psql_admin "CREATE DATABASE $name" >/dev/null
-  BENCH_DBS+=("$name")
   printf 'postgres://logbook@127.0.0.1:%s/%s' "$PG_PORT" "$name"
+}
+
+# Drops the databases fresh_db created in this run.
+drop_bench_dbs() {
+  local db
+  for db in $(psql_admin "SELECT datname FROM pg_database WHERE datname LIKE 'bench\_${STAMP_DB}\_%'"); do
+    psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
 }
 
 # Runs the logbook binary against topic prefix $1 and database URL $2.
@@ -82,17 +100,64 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
-load_run() {
-  local label="$1" url="$2"
-  shift 2
+# One open-loop load at rate $1 with $2 clients: label $3, API URL $4, then extra options.
+load_at() {
+  local rate="$1" clients="$2" label="$3" url="$4"
+  shift 4
   "$BENCH_BIN" load --label "$label" --url "$url" --token-file "$RUN/token" \
-    --duration "$B_DURATION" --warmup "$B_WARMUP" --clients "$B_CLIENTS" --rate "$B_RATE" \
+    --duration "$B_DURATION" --warmup "$B_WARMUP" --clients "$clients" --rate "$rate" \
     --accounts "$B_ACCOUNTS" --mix "$B_MIX" --proc "kafka=$(cat "$KAFKA_DIR/pid")" \
     --proc "postgres=$(head -n 1 "$PG_DIR/data/postmaster.pid")" --out "$RUN/load-$label.json" "$@"
 }
 
+# The same at --rate with --clients: label $1, API URL $2, then extra options.
+load_run() { load_at "$B_RATE" "$B_CLIENTS" "$@"; }
+
+# --profile: after $1 s, 10 s of JFR on the Kafka broker and of perf on the logbook process $2,
+# in the background so the load is not delayed (PROFILER is its pid). A profiler that is
+# missing or refused leaves a line in $RUN/profile.log and nothing else: never an error.
+profile_start() {
+  local delay="$1" pid="$2" kpid
+  kpid="$(cat "$KAFKA_DIR/pid" 2>/dev/null || true)"
+  echo "profile window: from $delay s into the profiled load" >"$RUN/profile.log"
+  (
+    sleep "$delay"
+    if command -v jcmd >/dev/null && [ -n "$kpid" ]; then
+      jcmd "$kpid" JFR.start duration=10s filename="$RUN/kafka.jfr" settings=profile ||
+        echo "jcmd JFR.start failed: no Kafka profile"
+    else
+      echo "jcmd or the Kafka pid missing: no Kafka profile"
+    fi
+    if command -v perf >/dev/null; then
+      perf record -F 499 --call-graph dwarf,16384 -p "$pid" -o "$RUN/perf.data" -- sleep 10 ||
+        echo "perf record failed: no logbook profile"
+    else
+      echo "perf missing: no logbook profile"
+      sleep 10
+    fi
+  ) >>"$RUN/profile.log" 2>&1 &
+  PROFILER=$!
+}
+
+# Waits for the profiler started by profile_start, and for the JFR file if a recording started.
+profile_wait() {
+  wait "$PROFILER" 2>/dev/null || true
+  if grep -q 'Started recording' "$RUN/profile.log" 2>/dev/null; then
+    local deadline=$((SECONDS + 15))
+    while [ ! -s "$RUN/kafka.jfr" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.5; done
+    sleep 1
+  fi
+}
+
+# Summarises perf.data and kafka.jfr into profile-{logbook,kafka}.json (deletes perf.data).
+profile_summarise() {
+  log "summarising the profiles"
+  python3 "$ROOT/bench/report.py" --summarise-profile "$RUN" >>"$RUN/profile.log" 2>&1 ||
+    log "profile summary failed (see $RUN/profile.log)"
+}
+
 phase_logbook() {
-  local prefix="bench-$STAMP-lb" url port pid
+  local prefix="bench-$STAMP-lb" url port pid delay
   url="$(fresh_db lb)"
   lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
   port="$(free_port 18080)"
@@ -102,7 +167,26 @@ phase_logbook() {
   pid=$!
   wait_http "http://127.0.0.1:$port/health/ready"
   load_run logbook "http://127.0.0.1:$port" --proc "logbook=$pid" --admin-token-file "$RUN/admin-token"
+  if awk -v rate="$B_CAPACITY_RATE" 'BEGIN { exit !(rate > 0) }'; then
+    log "capacity: $B_CAPACITY_RATE/s offered with $B_CAPACITY_CLIENTS clients, same instance"
+    load_at "$B_CAPACITY_RATE" "$B_CAPACITY_CLIENTS" logbook-capacity "http://127.0.0.1:$port" \
+      --proc "logbook=$pid" --admin-token-file "$RUN/admin-token" ||
+      log "capacity run failed: no load-logbook-capacity.json"
+  fi
+  if [ "$B_PROFILE" = 1 ]; then
+    # a load of its own: starting JFR and perf stalls the broker and the process for a moment,
+    # so the profiled run's figures are not the measured ones
+    delay=$((B_WARMUP + B_DURATION - 10))
+    [ "$delay" -le 8 ] || delay=8
+    [ "$delay" -ge 1 ] || delay=1
+    log "profile: a third load; 10 s of perf (logbook) and JFR (Kafka broker) from $delay s in"
+    profile_start "$delay" "$pid"
+    load_run logbook-profiled "http://127.0.0.1:$port" --proc "logbook=$pid" ||
+      log "profiled run failed"
+    profile_wait
+  fi
   stop_pid "$pid"
+  if [ "$B_PROFILE" = 1 ]; then profile_summarise; fi
 }
 
 phase_plain_pg() {
@@ -205,7 +289,7 @@ processor_rss() {
 }
 
 phase_backlog() {
-  local prefix="bench-$STAMP-backlog" url pid t0 ledger archive r0 r1 a1 cpu empty full
+  local prefix="bench-$STAMP-backlog" url pid t0 ledger archive r0 r1 a1 b1 cpu empty full state
   url="$(fresh_db backlog)"
   lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
   log "backlog: $B_BACKLOG_EVENTS events over $B_BACKLOG_ACCOUNTS accounts (transactions of 5000)"
@@ -225,22 +309,33 @@ phase_backlog() {
   r1="$(now_s)"
   lb "$prefix" "$url" rebuild archive >"$RUN/rebuild-archive.log" 2>&1
   a1="$(now_s)"
-  log "processor memory: restore an empty log, then the backlog"
+  log "rebuild all (both projections side by side)"
+  lb "$prefix" "$url" rebuild all >"$RUN/rebuild-all.log" 2>&1
+  b1="$(now_s)"
+  log "processor memory: restore an empty log, then the backlog, then it remembering 1 command id"
   lb "bench-$STAMP-empty" "$url" topics
   empty="$(processor_rss "bench-$STAMP-empty" "$RUN/process-empty.log" "$url")"
   full="$(processor_rss "$prefix" "$RUN/process-backlog.log" "$url")"
+  # the account state alone: a window of 1 applied command id per partition (default 100000)
+  export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=1
+  state="$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
+  unset LOGBOOK_PROCESSOR_DEDUPE_CAPACITY
   python3 - "$RUN/backlog.json" <<PY
 import json, sys
 events, accounts = $B_BACKLOG_EVENTS, $B_BACKLOG_ACCOUNTS
-t0, ledger, archive, r0, r1, a1 = $t0, $ledger, $archive, $r0, $r1, $a1
+t0, ledger, archive, r0, r1, a1, b1 = $t0, $ledger, $archive, $r0, $r1, $a1, $b1
 json.dump({
   "events": events, "accounts": accounts,
   "catchup_ledger_seconds": ledger - t0, "catchup_archive_seconds": archive - t0,
   "catchup_events_per_s": events / (max(ledger, archive) - t0),
   "projector_cpu_seconds": $cpu,
   "rebuild_ledger_seconds": r1 - r0, "rebuild_archive_seconds": a1 - r1,
+  "rebuild_all_seconds": b1 - a1,
   "processor_rss_empty_kib": $empty, "processor_rss_restored_kib": $full,
   "processor_bytes_per_account": ($full - $empty) * 1024 / accounts,
+  "processor_rss_state_only_kib": $state,
+  "processor_bytes_per_account_state": ($state - $empty) * 1024 / accounts,
+  "processor_bytes_per_remembered_command": ($full - $state) * 1024 / events,
 }, open(sys.argv[1], "w"), indent=2)
 PY
 }
@@ -268,11 +363,13 @@ json.dump({
     "kafka": "single broker (KRaft), replication 1, no log.flush.* (page cache, the Kafka default), acks=all, heap " + "${LOGBOOK_KAFKA_HEAP:-512m}",
     "postgres": sh("PGPASSWORD=\$(cat '$WORK/secrets/db-password') psql -h 127.0.0.1 -p $PG_PORT -U logbook -d postgres -tAc \"SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', 'max_connections')\""),
     "topic_partitions": $PARTITIONS,
-    "processor": "batch max ${LOGBOOK_PROCESSOR_BATCH_MAX:-1000}, linger ${LOGBOOK_PROCESSOR_LINGER_MS:-2} ms, linger.ms=1",
+    "processor": "batch max ${LOGBOOK_PROCESSOR_BATCH_MAX:-1000}, linger ${LOGBOOK_PROCESSOR_LINGER_MS:-2} ms, linger.ms=1, dedupe window ${LOGBOOK_PROCESSOR_DEDUPE_CAPACITY:-100000} command ids per partition",
     "projector": "batch max 5000, linger 2 ms",
     "rate_limits": "off (LOGBOOK_RATE_LIMIT_PER_SECOND=0)",
     "load": {"duration_s": $B_DURATION, "warmup_s": $B_WARMUP, "rate": $B_RATE, "clients": $B_CLIENTS,
              "accounts": $B_ACCOUNTS, "mix": "$B_MIX"},
+    "capacity_load": {"rate": $B_CAPACITY_RATE, "clients": $B_CAPACITY_CLIENTS},
+    "profile": bool($B_PROFILE),
     "produce_events": $B_PRODUCE_EVENTS, "backlog_events": $B_BACKLOG_EVENTS, "backlog_accounts": $B_BACKLOG_ACCOUNTS}
 }, open(sys.argv[1], "w"), indent=2)
 PY
@@ -300,7 +397,7 @@ cmd_bench() {
   LB_BIN="$target/release/logbook" BENCH_BIN="$target/release/logbook-bench"
   STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
   STAMP_DB="$(printf '%s' "$STAMP" | tr 'A-Z' 'a-z')"
-  RUN="$WORK/bench/$STAMP" PARTITIONS="${LOGBOOK_TOPIC_PARTITIONS:-12}" BENCH_DBS=()
+  RUN="$WORK/bench/$STAMP" PARTITIONS="${LOGBOOK_TOPIC_PARTITIONS:-12}"
   mkdir -p "$RUN"
   export LOGBOOK_LOG_FORMAT=human
   bench_environment "$@"
@@ -319,6 +416,6 @@ cmd_bench() {
   python="$(bench_venv)"
   mkdir -p "$out"
   "$python" "$ROOT/bench/report.py" --run "$RUN" --out "$out/$STAMP"
-  for db in "${BENCH_DBS[@]}"; do psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+  drop_bench_dbs
   log "report: $out/$STAMP.md (raw results and logs: $RUN)"
 }
