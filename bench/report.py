@@ -136,7 +136,8 @@ def memory_row(bl):
     measured = (f"{fmt(state, 0)} bytes of account state ({fmt(bl['accounts'], 0)} accounts; RSS {mib['empty']} -> "
                 f"{mib['state_only']} MiB remembering 1 command id per partition); "
                 f"plus {fmt(per_id, 0)} bytes per remembered command id: {fmt(total, 0)} bytes per account in all "
-                f"with the default window ({fmt(bl['events'], 0)} events, RSS {mib['restored']} MiB)")
+                f"with the default window ({fmt(bl['events'], 0)} events, RSS {mib['restored']} MiB); "
+                "RSS of `logbook process` with one malloc arena, after restoring every partition")
     return ("processor memory per account", "<= 300 bytes", measured,
             "met (state alone)" if state <= 300 else f"missed: {fmt(state / 300, 1)}x the target", "")
 

@@ -272,7 +272,9 @@ cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 # accounts (all 12 partitions get one with probability 0.995), each answered after the restore.
 processor_rss() {
   local pid serve port rss
-  lb_bg "$1" "$3" "$2" process
+  # one malloc arena: with glibc's default (one per thread) the same restore measured anywhere
+  # from 76 to 156 MiB run to run; with one, within a few MiB
+  MALLOC_ARENA_MAX=1 lb_bg "$1" "$3" "$2" process
   pid=$!
   port="$(free_port 18100)"
   LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" lb_bg "$1" "$3" "$2.serve" serve
