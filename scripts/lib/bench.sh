@@ -189,31 +189,24 @@ phase_logbook() {
   if [ "$B_PROFILE" = 1 ]; then profile_summarise; fi
 }
 
-phase_plain_pg() {
-  local url port pid
-  url="$(fresh_db plain)"
-  port="$(free_port 18090)"
-  log "plain PostgreSQL ledger on 127.0.0.1:$port"
-  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" plain-pg --addr "127.0.0.1:$port" \
-    --connections 32 >"$RUN/plain-pg.log" 2>&1 &
+# A peer ledger served by logbook-bench: subcommand $1 (also the load label), database suffix
+# $2, first port to try $3, what to call it in the log $4.
+phase_peer() {
+  local kind="$1" url port pid
+  url="$(fresh_db "$2")"
+  port="$(free_port "$3")"
+  log "$4 on 127.0.0.1:$port"
+  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" "$kind" --addr "127.0.0.1:$port" \
+    --connections 32 >"$RUN/$kind.log" 2>&1 &
   pid=$!
   wait_http "http://127.0.0.1:$port/health/ready"
-  load_run plain-pg "http://127.0.0.1:$port" --proc "plain-pg=$pid"
+  load_run "$kind" "http://127.0.0.1:$port" --proc "$kind=$pid"
   stop_pid "$pid"
 }
 
-phase_cqrs_es() {
-  local url port pid
-  url="$(fresh_db cqrses)"
-  port="$(free_port 18095)"
-  log "cqrs-es + postgres-es ledger on 127.0.0.1:$port"
-  LOGBOOK_DATABASE_URL="$url" "$BENCH_BIN" cqrs-es --addr "127.0.0.1:$port" \
-    --connections 32 >"$RUN/cqrs-es.log" 2>&1 &
-  pid=$!
-  wait_http "http://127.0.0.1:$port/health/ready"
-  load_run cqrs-es "http://127.0.0.1:$port" --proc "cqrs-es=$pid"
-  stop_pid "$pid"
-}
+phase_plain_pg() { phase_peer plain-pg plain 18090 "plain PostgreSQL ledger"; }
+
+phase_cqrs_es() { phase_peer cqrs-es cqrses 18095 "cqrs-es + postgres-es ledger"; }
 
 # Events per processor transaction seen in the logbook phase (the batching to copy).
 observed_batch() {
