@@ -210,13 +210,20 @@ def baseline_table(p, out):
                    f"{fmt(cp['events_per_s'], 0)} | {fmt(cp['batch_latency']['p50_ms'])} ms | {fmt(cp['batch_latency']['p99_ms'])} ms | |")
 
 
+def save(plt, fig, base, suffix):
+    """Writes one figure as <base>-<suffix>.png, closes it and returns the file's name."""
+    fig.tight_layout()
+    fig.savefig(f"{base}-{suffix}.png", dpi=90)
+    plt.close(fig)
+    return f"{os.path.basename(base)}-{suffix}.png"
+
+
 def plot(p, base):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    name = os.path.basename(base)
     made = []
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for key, label in LOADS:
@@ -229,10 +236,7 @@ def plot(p, base):
            title="Latency over time (per second of completion)", yscale="log")
     ax.axhline(25, color="grey", linestyle=":", label="target p99 25 ms")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{base}-latency.png", dpi=90)
-    made.append(f"{name}-latency.png")
-    plt.close(fig)
+    made.append(save(plt, fig, base, "latency"))
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for key, label in HTTP_LOADS:
@@ -253,10 +257,7 @@ def plot(p, base):
     ax.set(xlabel="seconds since load start (warm-up included)", ylabel="commands per second",
            title="Throughput over time")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{base}-throughput.png", dpi=90)
-    made.append(f"{name}-throughput.png")
-    plt.close(fig)
+    made.append(save(plt, fig, base, "throughput"))
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for key, label in HTTP_LOADS:
@@ -268,10 +269,7 @@ def plot(p, base):
     ax.set_xticks(ticks, ["0", "90", "99", "99.9", "99.99", "max"])
     ax.set(xlabel="percentile", ylabel="latency (ms)", yscale="log", title="Latency CDF (measured window)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{base}-cdf.png", dpi=90)
-    made.append(f"{name}-cdf.png")
-    plt.close(fig)
+    made.append(save(plt, fig, base, "cdf"))
     return made
 
 
