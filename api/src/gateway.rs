@@ -21,7 +21,35 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-type Waiters = Arc<Mutex<HashMap<Uuid, Vec<oneshot::Sender<CommandResult>>>>>;
+/// The requests waiting for a result, by command id; each waiter has its own ticket.
+type Waiters = Arc<Mutex<HashMap<Uuid, Vec<(u64, oneshot::Sender<CommandResult>)>>>>;
+
+/// Removes its own waiter when dropped (answered, timed out, failed, or the request was
+/// cancelled because the client went away), so no entry is ever left behind.
+struct Waiting<'a> {
+    waiters: &'a Waiters,
+    command_id: Uuid,
+    ticket: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut waiters) = self.waiters.lock() {
+            if let Some(list) = waiters.get_mut(&self.command_id) {
+                list.retain(|(ticket, _)| *ticket != self.ticket);
+                if list.is_empty() {
+                    waiters.remove(&self.command_id);
+                }
+            }
+            waiting_gauge(&waiters);
+        }
+    }
+}
+
+fn waiting_gauge(waiters: &HashMap<Uuid, Vec<(u64, oneshot::Sender<CommandResult>)>>) {
+    let waiting: usize = waiters.values().map(Vec::len).sum();
+    metrics::gauge!("logbook_gateway_waiting_requests").set(waiting as f64);
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -38,6 +66,7 @@ pub struct Gateway {
     producer: FutureProducer,
     commands_topic: String,
     waiters: Waiters,
+    tickets: std::sync::atomic::AtomicU64,
     timeout: Duration,
     stop: Arc<AtomicBool>,
     listener: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -82,6 +111,7 @@ impl Gateway {
             producer,
             commands_topic,
             waiters,
+            tickets: std::sync::atomic::AtomicU64::new(0),
             timeout,
             stop,
             listener: Mutex::new(Some(listener)),
@@ -91,16 +121,28 @@ impl Gateway {
     /// Produces the command and waits for its result.
     pub async fn send(&self, command: &CommandEnvelope) -> Result<CommandResult, GatewayError> {
         let (sender, receiver) = oneshot::channel();
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut waiters) = self.waiters.lock() {
-            waiters.entry(command.command_id).or_default().push(sender);
+            waiters
+                .entry(command.command_id)
+                .or_default()
+                .push((ticket, sender));
+            waiting_gauge(&waiters);
         }
-        let result = self.produce_and_wait(command, receiver).await;
-        if result.is_err()
-            && let Ok(mut waiters) = self.waiters.lock()
-        {
-            waiters.remove(&command.command_id);
-        }
-        result
+        let _waiting = Waiting {
+            waiters: &self.waiters,
+            command_id: command.command_id,
+            ticket,
+        };
+        self.produce_and_wait(command, receiver).await
+    }
+
+    /// How many requests wait for a result now.
+    pub fn waiting(&self) -> usize {
+        self.waiters
+            .lock()
+            .map(|w| w.values().map(Vec::len).sum())
+            .unwrap_or(0)
     }
 
     async fn produce_and_wait(
@@ -219,11 +261,12 @@ fn listen(consumer: BaseConsumer, waiters: Waiters, stop: Arc<AtomicBool>) {
             );
             continue;
         };
-        let senders = waiters
-            .lock()
-            .ok()
-            .and_then(|mut w| w.remove(&result.command_id));
-        for sender in senders.into_iter().flatten() {
+        let senders = waiters.lock().ok().and_then(|mut w| {
+            let senders = w.remove(&result.command_id);
+            waiting_gauge(&w);
+            senders
+        });
+        for (_, sender) in senders.into_iter().flatten() {
             let _ = sender.send(result.clone());
         }
     }

@@ -1,6 +1,7 @@
 //! Logbook's HTTP API and the `logbook` binary's roles.
 //!
 //! - [`settings`]: typed settings from flags and `LOGBOOK_*` variables (`*_FILE` for secrets);
+//!   [`processing`]: the processors' and sagas' part of them;
 //! - [`cli`]: the subcommands (`serve`, `process`, `all`, `token`, `topics`, `migrate`);
 //! - [`roles`]: running roles until a shutdown signal;
 //! - [`app`]: the axum application (state, middleware, listener, graceful shutdown);
@@ -12,7 +13,8 @@
 //! - [`backup`]: `logbook backup` and `logbook restore` (the log is the backup);
 //! - [`tools`]: `logbook verify`, `logbook export` and `logbook replay` (auditors, analysts);
 //! - [`openapi`]: the generated OpenAPI document and `/docs`; [`validation`]: command bodies
-//!   against `schemas/commands`; [`idempotency`]: the Idempotency-Key store; [`limits`]: sizes,
+//!   against `schemas/commands`; [`idempotency`]: the Idempotency-Key store; [`reservations`]:
+//!   transfer ids claimed for ever; [`limits`]: sizes,
 //!   timeouts and the problem+json answers at the edges.
 pub mod app;
 pub mod auth;
@@ -24,7 +26,9 @@ pub mod limits;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
+pub mod processing;
 pub mod ratelimit;
+pub mod reservations;
 pub mod roles;
 pub mod routes;
 pub mod security;

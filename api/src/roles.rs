@@ -5,8 +5,8 @@
 
 use std::future::Future;
 
-use logbook_commands::processor::{Processor, ProcessorSettings};
-use logbook_commands::saga::{self, SagaSettings};
+use logbook_commands::processor::Processor;
+use logbook_commands::saga;
 use tokio::sync::watch;
 
 use crate::app::Application;
@@ -71,18 +71,6 @@ impl Shutdown {
     }
 }
 
-/// The processor settings derived from the process settings.
-pub fn processor_settings(settings: &Settings) -> ProcessorSettings {
-    let mut processor = ProcessorSettings::new(
-        settings.kafka.clone(),
-        format!("{}.processors", settings.kafka.topic_prefix),
-    );
-    processor.batch_max = settings.processor_batch_max;
-    processor.batch_linger = settings.processor_linger;
-    processor.dedupe_capacity = settings.processor_dedupe_capacity;
-    processor
-}
-
 /// Runs the chosen roles until `shutdown` fires or one of them fails.
 pub async fn run(settings: Settings, roles: Roles, shutdown: Shutdown) -> anyhow::Result<()> {
     run_reporting(settings, roles, shutdown, watch::channel(None).0).await
@@ -98,7 +86,7 @@ pub async fn run_reporting(
     let (stop_all, local) = Shutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
     if roles.processor {
-        let processor = processor_settings(&settings);
+        let processor = settings.processing.processor(&settings.kafka);
         let stop = local.wait();
         tasks.spawn(async move {
             Processor::run_until(processor, stop)
@@ -107,7 +95,7 @@ pub async fn run_reporting(
         });
     }
     if roles.saga {
-        let saga = SagaSettings::new(settings.kafka.clone());
+        let saga = settings.processing.saga(&settings.kafka);
         let stop = local.wait();
         tasks.spawn(async move {
             saga::run_until(saga, stop)

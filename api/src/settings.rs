@@ -153,31 +153,9 @@ pub struct Args {
     /// Per-role overrides, e.g. `customer=50:100,service=5000:10000` (rate:burst).
     #[arg(long, env = "LOGBOOK_RATE_LIMITS", default_value = "", global = true)]
     pub rate_limits: String,
-    /// Most commands per processor transaction.
-    #[arg(
-        long,
-        env = "LOGBOOK_PROCESSOR_BATCH_MAX",
-        default_value_t = 1000,
-        global = true
-    )]
-    pub processor_batch_max: usize,
-    /// How long a processor batch waits for more commands after its first one.
-    #[arg(
-        long,
-        env = "LOGBOOK_PROCESSOR_LINGER_MS",
-        default_value_t = 2,
-        global = true
-    )]
-    pub processor_linger_ms: u64,
-    /// Applied command ids each processor remembers per partition (its at-most-once window
-    /// for retried commands; about 50 bytes each).
-    #[arg(
-        long,
-        env = "LOGBOOK_PROCESSOR_DEDUPE_CAPACITY",
-        default_value_t = 100_000,
-        global = true
-    )]
-    pub processor_dedupe_capacity: usize,
+    /// Processors and sagas: batching, dedupe horizon, missing offsets, instance id.
+    #[command(flatten)]
+    pub processing: crate::processing::ProcessingArgs,
 
     /// Log format.
     #[arg(long, env = "LOGBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -219,9 +197,7 @@ pub struct Settings {
     pub command_timeout: Duration,
     pub read_wait: Duration,
     pub rate_limits: Option<crate::ratelimit::Quotas>,
-    pub processor_batch_max: usize,
-    pub processor_linger: Duration,
-    pub processor_dedupe_capacity: usize,
+    pub processing: crate::processing::Processing,
     pub environment: Environment,
 }
 
@@ -282,9 +258,7 @@ impl Args {
             command_timeout: Duration::from_millis(self.command_timeout_ms),
             read_wait: Duration::from_millis(self.read_wait_ms),
             rate_limits: self.quotas()?,
-            processor_batch_max: self.processor_batch_max,
-            processor_linger: Duration::from_millis(self.processor_linger_ms),
-            processor_dedupe_capacity: self.processor_dedupe_capacity,
+            processing: self.processing.resolve(),
             environment: self.environment,
         })
     }

@@ -6,7 +6,7 @@
 //! events the command caused.
 
 use chrono::{DateTime, Utc};
-use logbook_events::Actor;
+use logbook_events::{Actor, DebitOrigin};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -25,6 +25,9 @@ pub struct CommandEnvelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
     pub actor: Actor,
+    /// When the intent was first attempted: a retry carries the first attempt's instant (for a
+    /// request with an `Idempotency-Key`, the instant stored with the key). A command older
+    /// than the processor's dedupe horizon that it does not remember is refused as expired.
     pub issued_at: DateTime<Utc>,
     /// W3C trace context of the request, carried on into the events' headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,7 +39,8 @@ pub struct CommandEnvelope {
     pub transfer: Option<TransferContext>,
 }
 
-/// What the transfer saga needs to know when a step's result comes back.
+/// What the transfer saga needs to know when a step's result comes back: the transfer and the
+/// debit event every step's identity is derived from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferContext {
@@ -45,6 +49,12 @@ pub struct TransferContext {
     pub to_account_id: Uuid,
     pub amount: i64,
     pub step: TransferStep,
+    /// `event_id` of the `TransferDebited` event that started the transfer.
+    pub debit_event_id: Uuid,
+    /// Where and when the debit happened.
+    pub debit: DebitOrigin,
+    /// The debit's correlation id: every step of the transfer carries it.
+    pub correlation_id: Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,11 +62,13 @@ pub struct TransferContext {
 pub enum TransferStep {
     Credit,
     Refund,
+    Complete,
 }
 
 impl CommandEnvelope {
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // Strings, numbers, UUIDs and timestamps only: serializing cannot fail.
+        serde_json::to_vec(self).expect("a command envelope always serializes")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
@@ -98,7 +110,8 @@ pub enum Outcome {
 
 impl CommandResult {
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // Strings, numbers and UUIDs only: serializing cannot fail.
+        serde_json::to_vec(self).expect("a command result always serializes")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {

@@ -5,9 +5,12 @@
 //! - [`processor`]: the exactly-once command processor (Kafka transactions, one writer per
 //!   partition);
 //! - [`saga`]: the transfer process manager (credit after debit, refund after a rejected credit);
+//! - [`txn`]: the Kafka transactional loop both are built on (groups, epochs, the transaction
+//!   and its failure handling, backoff);
 //! - [`metrics`]: the write side's Prometheus metrics.
 pub mod domain;
 pub mod envelope;
 pub mod metrics;
 pub mod processor;
 pub mod saga;
+pub mod txn;

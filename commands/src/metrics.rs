@@ -1,7 +1,7 @@
 //! The write side's Prometheus metrics (recorded through the `metrics` facade; the binary
 //! installs the exporter that serves them on `/metrics`).
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 
 /// A transaction committed with `commands` results and `events` events.
 pub fn batch_committed(commands: usize, events: usize) {
@@ -23,12 +23,13 @@ pub fn partition_restored(events: i64, seconds: f64) {
     histogram!("logbook_processor_restore_seconds").record(seconds);
 }
 
-/// The consumer group moved partitions.
-pub fn rebalanced(kind: &'static str) {
-    counter!("logbook_rebalances_total", "role" => "processor", "kind" => kind).increment(1);
-}
-
 /// Wall time of one transaction, begin to commit.
 pub fn transaction_seconds(seconds: f64) {
     histogram!("logbook_processor_transaction_seconds").record(seconds);
+}
+
+/// The dedupe horizon in effect for a partition (less than configured when the cap is reached).
+pub fn dedupe_horizon(partition: i32, horizon: std::time::Duration) {
+    gauge!("logbook_processor_dedupe_horizon_seconds", "partition" => partition.to_string())
+        .set(horizon.as_secs_f64());
 }

@@ -3,15 +3,19 @@
 //! [`AccountEvent::to_data`] writes the current schema version of each type (the
 //! variant's fields, snake_case, `None` left out). [`AccountEvent::decode`] reads
 //! every supported `(event_type, schema_version)` through a frozen wire struct in
-//! the private `v1` module, the Rust twin of `schemas/events/<Type>.json`.
+//! the private `v1` and `v2` modules, the Rust twins of `schemas/events/<Type>.json`
+//! (the version written today) and `schemas/events/<Type>.v<N>.json` (older versions).
 //!
 //! Changing an event's shape (never editing history): change the variant, make
-//! [`AccountEvent::schema_version`] return 2 for that type, add a `v2` wire struct
-//! and a `("Type", 2)` arm to `decode`, keep the `("Type", 1)` arm and let it upcast
-//! (fill what v2 added with what v1 implied), and publish the new JSON Schema.
+//! [`AccountEvent::schema_version`] return the next version for that type, add a wire
+//! struct and a `("Type", N)` arm to `decode`, keep the older arms and let them upcast
+//! (fill what the new version added with what the old one implied), move the old JSON
+//! Schema to `<Type>.v<N-1>.json` and publish the new one as `<Type>.json`.
+//! `TransferCredited` went this way: version 2 adds the debit's origin ([`DebitOrigin`]).
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,10 +30,30 @@ pub const ALL_EVENT_TYPES: &[&str] = &[
     "TransferDebited",
     "TransferCredited",
     "TransferRefunded",
+    "TransferCompleted",
     "AccountFrozen",
     "AccountUnfrozen",
     "AccountClosed",
 ];
+
+/// The schema version written today for `event_type` (older ones are still read).
+pub fn current_schema_version(event_type: &str) -> u32 {
+    match event_type {
+        "TransferCredited" => 2,
+        _ => 1,
+    }
+}
+
+/// The name of the JSON Schema (in `schemas/events/`, without `.json`) of the `data` of
+/// `event_type` at `schema_version`: `<Type>` for the version written today, `<Type>.v<N>` for
+/// older ones.
+pub fn schema_name(event_type: &str, schema_version: u32) -> String {
+    if schema_version == current_schema_version(event_type) {
+        event_type.to_owned()
+    } else {
+        format!("{event_type}.v{schema_version}")
+    }
+}
 
 /// A fact about one account. Amounts are positive minor units; `balance_after` is
 /// the account balance once the event is applied.
@@ -77,6 +101,9 @@ pub enum AccountEvent {
         balance_after: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// Where and when the money left the source (schema version 2; absent in version 1).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        debit: Option<DebitOrigin>,
     },
     /// A debited transfer could not be credited; the amount came back.
     TransferRefunded {
@@ -84,6 +111,12 @@ pub enum AccountEvent {
         amount: i64,
         balance_after: i64,
         reason: String,
+    },
+    /// The target of an outgoing transfer was credited: the transfer is no longer in flight.
+    TransferCompleted {
+        transfer_id: Uuid,
+        to_account_id: Uuid,
+        amount: i64,
     },
     /// The account takes no more debits until unfrozen.
     AccountFrozen {
@@ -112,15 +145,19 @@ impl AccountEvent {
             AccountEvent::TransferDebited { .. } => "TransferDebited",
             AccountEvent::TransferCredited { .. } => "TransferCredited",
             AccountEvent::TransferRefunded { .. } => "TransferRefunded",
+            AccountEvent::TransferCompleted { .. } => "TransferCompleted",
             AccountEvent::AccountFrozen { .. } => "AccountFrozen",
             AccountEvent::AccountUnfrozen { .. } => "AccountUnfrozen",
             AccountEvent::AccountClosed { .. } => "AccountClosed",
         }
     }
 
-    /// The schema version [`Self::to_data`] writes for this event type.
+    /// The schema version [`Self::to_data`] writes for this event.
     pub fn schema_version(&self) -> u32 {
-        1
+        match self {
+            AccountEvent::TransferCredited { debit: Some(_), .. } => 2,
+            _ => 1,
+        }
     }
 
     /// The `data` object of the envelope, in the current schema version.
@@ -175,6 +212,7 @@ impl AccountEvent {
                     reference: d.reference,
                 })
             }
+            // version 1 did not say where the money came from: upcast without an origin
             ("TransferCredited", 1) => {
                 read.v1(|d: v1::TransferCredited| AccountEvent::TransferCredited {
                     transfer_id: d.transfer_id,
@@ -182,6 +220,27 @@ impl AccountEvent {
                     amount: d.amount,
                     balance_after: d.balance_after,
                     reference: d.reference,
+                    debit: None,
+                })
+            }
+            ("TransferCredited", 2) => {
+                read.v1(|d: v2::TransferCredited| AccountEvent::TransferCredited {
+                    transfer_id: d.transfer_id,
+                    from_account_id: d.from_account_id,
+                    amount: d.amount,
+                    balance_after: d.balance_after,
+                    reference: d.reference,
+                    debit: Some(DebitOrigin {
+                        partition: d.debit_partition,
+                        at: d.debited_at,
+                    }),
+                })
+            }
+            ("TransferCompleted", 1) => {
+                read.v1(|d: v1::TransferCompleted| AccountEvent::TransferCompleted {
+                    transfer_id: d.transfer_id,
+                    to_account_id: d.to_account_id,
+                    amount: d.amount,
                 })
             }
             ("TransferRefunded", 1) => {
@@ -209,6 +268,19 @@ impl AccountEvent {
     }
 }
 
+/// Where and when the money of a transfer left its source: the source's events partition and
+/// the debit's `occurred_at`. Within one partition debits have strictly increasing
+/// `occurred_at` (the processor stamps them so), and the saga sends the credits of one source
+/// partition in log order, so a target that remembers the latest origin it was credited from
+/// per source partition applies every debit's credit at most once, however often it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DebitOrigin {
+    #[serde(rename = "debit_partition")]
+    pub partition: i32,
+    #[serde(rename = "debited_at", with = "crate::envelope::micros_rfc3339")]
+    pub at: DateTime<Utc>,
+}
+
 /// One decoding attempt, carrying what an error report needs.
 struct Reader<'a> {
     event_type: &'static str,
@@ -217,7 +289,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Deserializes `data` into the v1 wire struct `T` and converts it with `into`.
+    /// Deserializes `data` into the wire struct `T` (of any version) and converts it with `into`.
     fn v1<T: DeserializeOwned>(
         &self,
         into: impl FnOnce(T) -> AccountEvent,
@@ -293,11 +365,41 @@ mod v1 {
         pub reason: String,
     }
 
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct TransferCompleted {
+        pub transfer_id: Uuid,
+        pub to_account_id: Uuid,
+        pub amount: i64,
+    }
+
     /// `AccountFrozen`, `AccountUnfrozen` and `AccountClosed`.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(super) struct StatusChanged {
         #[serde(default)]
         pub reason: Option<String>,
+    }
+}
+
+/// Schema version 2 of the event types that have one (frozen).
+mod v2 {
+    use chrono::{DateTime, Utc};
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    /// Version 1 plus the debit's origin.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct TransferCredited {
+        pub transfer_id: Uuid,
+        pub from_account_id: Uuid,
+        pub amount: i64,
+        pub balance_after: i64,
+        #[serde(default)]
+        pub reference: Option<String>,
+        pub debit_partition: i32,
+        #[serde(with = "crate::envelope::micros_rfc3339")]
+        pub debited_at: DateTime<Utc>,
     }
 }

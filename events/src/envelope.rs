@@ -122,22 +122,20 @@ impl EventEnvelope {
     }
 }
 
-/// Serde for `occurred_at`: writes RFC 3339 UTC with exactly six fractional digits and
-/// `Z`; reads any RFC 3339 offset, converts to UTC and truncates to microseconds.
-mod micros_rfc3339 {
+/// Serde for `occurred_at` (and other instants in event data): writes RFC 3339 UTC with
+/// exactly six fractional digits and `Z`; reads any RFC 3339 offset, converts to UTC and
+/// truncates to microseconds.
+pub mod micros_rfc3339 {
     use chrono::{DateTime, SubsecRound, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
     const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-    pub(super) fn serialize<S: Serializer>(
-        at: &DateTime<Utc>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&at.format(FORMAT))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(deserializer)?;

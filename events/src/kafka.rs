@@ -43,6 +43,11 @@ impl KafkaSettings {
         Topics::with_prefix(&self.topic_prefix)
     }
 
+    /// The consumer group names under the configured prefix.
+    pub fn groups(&self) -> Groups {
+        Groups::with_prefix(&self.topic_prefix)
+    }
+
     /// A client configuration with the connection and security options set; callers add the
     /// options of their role (transactional id, group id, isolation level …).
     pub fn client_config(&self) -> ClientConfig {
@@ -68,7 +73,7 @@ impl KafkaSettings {
     }
 }
 
-/// The three topics of one Logbook installation.
+/// The topics of one Logbook installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     /// Commands from the gateway and the sagas, keyed by aggregate id.
@@ -77,15 +82,37 @@ pub struct Topics {
     pub events: String,
     /// One result record per command, keyed by command id.
     pub results: String,
+    /// One compacted record: the partition count the topics were created with.
+    pub layout: String,
 }
 
 impl Topics {
-    /// `<prefix>.commands`, `<prefix>.events`, `<prefix>.command-results`.
+    /// `<prefix>.commands`, `<prefix>.events`, `<prefix>.command-results`, `<prefix>.layout`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             commands: format!("{prefix}.commands"),
             events: format!("{prefix}.events"),
             results: format!("{prefix}.command-results"),
+            layout: format!("{prefix}.layout"),
+        }
+    }
+}
+
+/// The consumer groups whose offsets live in Kafka (the projectors keep theirs in PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Groups {
+    /// The command processors, on the commands topic.
+    pub processors: String,
+    /// The transfer sagas, on the events and results topics.
+    pub sagas: String,
+}
+
+impl Groups {
+    /// `<prefix>.processors`, `<prefix>.sagas`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            processors: format!("{prefix}.processors"),
+            sagas: format!("{prefix}.sagas"),
         }
     }
 }
@@ -100,6 +127,10 @@ mod tests {
         assert_eq!(topics.commands, "logbook.commands");
         assert_eq!(topics.events, "logbook.events");
         assert_eq!(topics.results, "logbook.command-results");
+        assert_eq!(topics.layout, "logbook.layout");
+        let groups = Groups::with_prefix("logbook");
+        assert_eq!(groups.processors, "logbook.processors");
+        assert_eq!(groups.sagas, "logbook.sagas");
     }
 
     #[test]

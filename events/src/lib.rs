@@ -11,7 +11,10 @@
 //! - [`cursor`]: [`LogCursor`], a resumable next offset per partition (streams, exports).
 //! - [`audit`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
 //! - [`kafka`]: connection settings ([`KafkaSettings`]) and topic names ([`Topics`]).
-//! - [`topics`]: idempotent creation and checking of the three topics.
+//! - [`layout`]: the recorded partition count and the groups' first offsets.
+//! - [`partitioner`]: Kafka's murmur2 partitioner (which partition a key belongs to).
+//! - [`topics`]: idempotent creation and checking of the topics, the recorded partition
+//!   count, and the first offsets of the processors' and sagas' groups.
 //! - [`durability`]: the topics' replication and configuration, and warnings when they are
 //!   weaker than production needs.
 //! - [`secret`]: [`Secret`], a string that never prints.
@@ -28,11 +31,15 @@ pub mod durability;
 pub mod envelope;
 pub mod hash;
 pub mod kafka;
+pub mod layout;
+pub mod partitioner;
 pub mod position;
 pub mod secret;
 pub mod topics;
 
-pub use account::{ALL_EVENT_TYPES, AccountEvent};
+pub use account::{
+    ALL_EVENT_TYPES, AccountEvent, DebitOrigin, current_schema_version, schema_name,
+};
 pub use audit::{BrokenEvent, Problem, Verification, VerifyReport};
 pub use codec::{
     CONTENT_TYPE_JSON, CodecError, HEADER_CONTENT_TYPE, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION,
@@ -42,6 +49,6 @@ pub use currency::{Currency, CurrencyError};
 pub use cursor::{CursorError, LogCursor};
 pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
-pub use kafka::{KafkaSettings, Topics};
+pub use kafka::{Groups, KafkaSettings, Topics};
 pub use position::{Position, PositionError};
 pub use secret::Secret;

@@ -1,8 +1,11 @@
-//! Creates and checks Logbook's three topics (`logbook topics`).
+//! Creates and checks Logbook's topics (`logbook topics`).
 //!
 //! The commands and events topics MUST have the same partition count: the processor that owns
-//! commands partition *p* is the only writer of events partition *p* (DESIGN.md §3). Creating is
-//! idempotent; a mismatch between existing topics is refused rather than papered over.
+//! commands partition *p* is the only writer of events partition *p* (docs/architecture.md).
+//! Creating is idempotent; a mismatch between existing topics is refused rather than papered
+//! over. The partition count the topics were created with is recorded once (see [`crate::layout`]),
+//! and a live count that differs from it is refused too: Kafka can add partitions, but keys
+//! would then move away from their history.
 
 use std::time::Duration;
 
@@ -55,6 +58,8 @@ pub enum TopicError {
     },
     #[error("topic {0} is missing after creation")]
     Missing(String),
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     #[error("could not describe the configuration of topic {topic}: {code}")]
     Describe {
         topic: String,
@@ -73,19 +78,25 @@ pub fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
     let retention_forever = [("retention.ms", "-1"), ("retention.bytes", "-1")];
     let results_retention = [("retention.ms", RESULTS_RETENTION_MS)];
+    let compacted = [
+        ("cleanup.policy", "compact"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+    ];
     let min_isr = layout.min_insync_replicas.map(|n| n.to_string());
     let mut wanted = Vec::new();
-    for (name, configs) in [
-        (&topics.commands, &retention_forever[..]),
-        (&topics.events, &retention_forever[..]),
-        (&topics.results, &results_retention[..]),
+    for (name, configs, partitions) in [
+        (&topics.commands, &retention_forever[..], layout.partitions),
+        (&topics.events, &retention_forever[..], layout.partitions),
+        (&topics.results, &results_retention[..], layout.partitions),
+        (&topics.layout, &compacted[..], 1),
     ] {
         if existing.iter().any(|(topic, _)| topic == name) {
             continue;
         }
         let mut topic = NewTopic::new(
             name,
-            layout.partitions,
+            partitions,
             TopicReplication::Fixed(layout.replication_factor),
         );
         for (key, value) in configs {
@@ -128,20 +139,27 @@ pub fn ensure_topics(
             "topics exist with another partition count than configured; keeping theirs"
         );
     }
+    crate::layout::record_or_check(settings, commands)?;
+    crate::layout::initialise_groups(settings, commands)?;
     Ok(TopicReport {
         created,
         partitions: commands,
     })
 }
 
-/// Partition count of each of the three topics that exists. Blocking.
+/// Partition count of each of the topics that exists. Blocking.
 pub fn partition_counts(
     settings: &KafkaSettings,
     topics: &Topics,
 ) -> Result<Vec<(String, i32)>, TopicError> {
     let consumer: BaseConsumer = settings.client_config().create()?;
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
-    let names = [&topics.commands, &topics.events, &topics.results];
+    let names = [
+        &topics.commands,
+        &topics.events,
+        &topics.results,
+        &topics.layout,
+    ];
     Ok(metadata
         .topics()
         .iter()
@@ -157,7 +175,7 @@ pub fn partition_counts(
         .collect())
 }
 
-/// Metadata may lag a moment behind creation: wait until all three topics show up.
+/// Metadata may lag a moment behind creation: wait until all four topics show up.
 fn wait_for_topics(
     settings: &KafkaSettings,
     topics: &Topics,
@@ -165,7 +183,7 @@ fn wait_for_topics(
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
         let counts = partition_counts(settings, topics)?;
-        if counts.len() == 3 || std::time::Instant::now() > deadline {
+        if counts.len() == 4 || std::time::Instant::now() > deadline {
             return Ok(counts);
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -1,7 +1,7 @@
 //! The typed account events against their JSON `data`: round trips, optional
 //! fields, and rejection of unknown types, versions and malformed payloads.
 
-use logbook_events::{ALL_EVENT_TYPES, AccountEvent, CodecError, Currency};
+use logbook_events::{ALL_EVENT_TYPES, AccountEvent, CodecError, Currency, DebitOrigin};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -44,6 +44,23 @@ fn samples() -> Vec<AccountEvent> {
             amount: 4,
             balance_after: 9,
             reference: None,
+            debit: None,
+        },
+        AccountEvent::TransferCredited {
+            transfer_id: id(1),
+            from_account_id: id(3),
+            amount: 4,
+            balance_after: 13,
+            reference: None,
+            debit: Some(DebitOrigin {
+                partition: 3,
+                at: chrono::DateTime::from_timestamp(1_790_000_000, 123_456_000).expect("instant"),
+            }),
+        },
+        AccountEvent::TransferCompleted {
+            transfer_id: id(1),
+            to_account_id: id(2),
+            amount: 4,
         },
         AccountEvent::TransferRefunded {
             transfer_id: id(1),
@@ -69,7 +86,12 @@ fn every_type_round_trips_through_data() {
         );
     }
     for event in events {
-        assert_eq!(event.schema_version(), 1);
+        // TransferCredited is written at version 2 when it knows its debit's origin
+        let expected = match &event {
+            AccountEvent::TransferCredited { debit: Some(_), .. } => 2,
+            _ => 1,
+        };
+        assert_eq!(event.schema_version(), expected);
         let data = event.to_data();
         let back = AccountEvent::decode(event.event_type(), event.schema_version(), &data)
             .expect("decodes");

@@ -87,9 +87,42 @@ fn arb_event() -> impl Strategy<Value = AccountEvent> {
                         amount,
                         balance_after,
                         reference,
+                        debit: None,
                     }
                 }
             ),
+        (
+            uuid.clone(),
+            uuid.clone(),
+            amount.clone(),
+            balance,
+            0..1000i32,
+            0..4_000_000_000i64
+        )
+            .prop_map(
+                |(transfer_id, from_account_id, amount, balance_after, partition, seconds)| {
+                    AccountEvent::TransferCredited {
+                        transfer_id,
+                        from_account_id,
+                        amount,
+                        balance_after,
+                        reference: None,
+                        debit: Some(logbook_events::DebitOrigin {
+                            partition,
+                            at: chrono::DateTime::from_timestamp(seconds, 0).expect("instant"),
+                        }),
+                    }
+                }
+            ),
+        (uuid.clone(), uuid.clone(), amount.clone()).prop_map(
+            |(transfer_id, to_account_id, amount)| {
+                AccountEvent::TransferCompleted {
+                    transfer_id,
+                    to_account_id,
+                    amount,
+                }
+            }
+        ),
         (uuid, amount, balance, "[^\u{0}]{1,50}").prop_map(
             |(transfer_id, amount, balance_after, reason)| {
                 AccountEvent::TransferRefunded {
@@ -114,7 +147,8 @@ proptest! {
     fn arbitrary_valid_events_validate(event in arb_event()) {
         let data = event.to_data();
         let errors: Vec<String> =
-            validator(event.event_type()).iter_errors(&data).map(|e| e.to_string()).collect();
+            validator(&logbook_events::schema_name(event.event_type(), event.schema_version()))
+                .iter_errors(&data).map(|e| e.to_string()).collect();
         prop_assert!(errors.is_empty(), "{}: {} -> {:?}", event.event_type(), data, errors);
     }
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use jsonschema::Validator;
 use logbook_events::{
-    ALL_EVENT_TYPES, AccountEvent, Actor, Currency, EventEnvelope, EventMeta, ZERO_HASH, encode,
+    ALL_EVENT_TYPES, AccountEvent, Actor, Currency, DebitOrigin, EventEnvelope, EventMeta,
+    ZERO_HASH, current_schema_version, encode, schema_name,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -123,6 +124,7 @@ fn representative_events() -> Vec<AccountEvent> {
             amount: 10,
             balance_after: 10,
             reference: None,
+            debit: None,
         },
         AccountEvent::TransferCredited {
             transfer_id: t,
@@ -130,6 +132,17 @@ fn representative_events() -> Vec<AccountEvent> {
             amount: 10,
             balance_after: 10,
             reference: long(3),
+            debit: Some(DebitOrigin {
+                partition: 11,
+                at: DateTime::parse_from_rfc3339("2026-11-23T10:15:30.5Z")
+                    .expect("valid time")
+                    .with_timezone(&Utc),
+            }),
+        },
+        AccountEvent::TransferCompleted {
+            transfer_id: t,
+            to_account_id: a,
+            amount: MAX_AMOUNT,
         },
         AccountEvent::TransferRefunded {
             transfer_id: t,
@@ -170,8 +183,15 @@ fn every_event_type_has_a_schema_and_no_schema_is_orphaned() {
         .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
         .filter(|name| name != "envelope")
         .collect();
+    // every type's current schema, plus one file per older version
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for event_type in ALL_EVENT_TYPES {
+        for version in 1..=current_schema_version(event_type) {
+            expected.insert(schema_name(event_type, version));
+        }
+    }
+    assert_eq!(files, expected);
     let types: BTreeSet<String> = ALL_EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect();
-    assert_eq!(files, types);
     let envelope_types: BTreeSet<String> = load("envelope")["properties"]["event_type"]["enum"]
         .as_array()
         .expect("event_type enum")
@@ -183,7 +203,13 @@ fn every_event_type_has_a_schema_and_no_schema_is_orphaned() {
 
 #[test]
 fn schemas_document_themselves() {
-    for name in ALL_EVENT_TYPES.iter().copied().chain(["envelope"]) {
+    let mut names: Vec<String> = vec!["envelope".into()];
+    for event_type in ALL_EVENT_TYPES {
+        for version in 1..=current_schema_version(event_type) {
+            names.push(schema_name(event_type, version));
+        }
+    }
+    for name in &names {
         let schema = load(name);
         let id = schema["$id"].as_str().expect("$id");
         assert!(id.ends_with(&format!("/{name}.json")), "{name}: $id {id}");
@@ -216,7 +242,7 @@ fn every_written_event_validates() {
         let written: Value = serde_json::from_slice(&encode(&sealed)).expect("JSON");
         assert_valid(&envelope_schema, &written, "envelope");
         assert_valid(
-            &validator(event.event_type()),
+            &validator(&schema_name(event.event_type(), event.schema_version())),
             &written["data"],
             event.event_type(),
         );
@@ -291,6 +317,31 @@ fn invalid_data_fails_validation() {
             json!({
                 "transfer_id": Uuid::new_v4(), "amount": 1, "balance_after": 0
             }),
+        ),
+        (
+            "TransferCredited",
+            json!({
+                "transfer_id": Uuid::new_v4(), "from_account_id": Uuid::new_v4(), "amount": 1,
+                "balance_after": 1, "debit_partition": 0
+            }),
+        ),
+        (
+            "TransferCredited",
+            json!({
+                "transfer_id": Uuid::new_v4(), "from_account_id": Uuid::new_v4(), "amount": 1,
+                "balance_after": 1, "debit_partition": -1, "debited_at": "2026-11-23T10:15:30.000000Z"
+            }),
+        ),
+        (
+            "TransferCredited.v1",
+            json!({
+                "transfer_id": Uuid::new_v4(), "from_account_id": Uuid::new_v4(), "amount": 1,
+                "balance_after": 1, "debit_partition": 0, "debited_at": "2026-11-23T10:15:30.000000Z"
+            }),
+        ),
+        (
+            "TransferCompleted",
+            json!({"transfer_id": Uuid::new_v4(), "amount": 1}),
         ),
         (
             "TransferRefunded",

@@ -65,9 +65,10 @@ pub fn assert_schema_valid(events: &[(Record, EventEnvelope)]) {
     for (_, envelope) in events {
         let json = serde_json::to_value(envelope).expect("envelope to json");
         report(&envelope_schema, &json, "envelope");
+        let name = logbook_events::schema_name(&envelope.event_type, envelope.schema_version);
         let schema = data_schemas
-            .entry(envelope.event_type.clone())
-            .or_insert_with(|| validator(&envelope.event_type));
+            .entry(name.clone())
+            .or_insert_with(|| validator(&name));
         report(schema, &envelope.data, &envelope.event_type);
         seen.insert(envelope.event_type.clone());
     }

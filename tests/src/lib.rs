@@ -118,9 +118,10 @@ impl TestEnv {
             command_timeout: Duration::from_secs(30),
             read_wait: Duration::from_secs(5),
             rate_limits: None,
-            processor_batch_max: 500,
-            processor_linger: Duration::from_millis(2),
-            processor_dedupe_capacity: 100_000,
+            processing: logbook_api::processing::Processing {
+                batch_max: 500,
+                ..Default::default()
+            },
             environment: Environment::Development,
         }
     }

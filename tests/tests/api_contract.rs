@@ -399,7 +399,7 @@ async fn orphaned_keys_are_taken_over_and_expired_keys_purged() {
         Duration::from_secs(60),
         1024,
     );
-    let Claim::Owner { token } = patient.claim(&key).await.expect("claim") else {
+    let Claim::Owner { token, .. } = patient.claim(&key).await.expect("claim") else {
         panic!("a new key is owned");
     };
     assert_eq!(patient.claim(&key).await.expect("claim"), Claim::InFlight);
@@ -415,7 +415,10 @@ async fn orphaned_keys_are_taken_over_and_expired_keys_purged() {
         Duration::ZERO,
         1024,
     );
-    let Claim::Owner { token: new_token } = impatient.claim(&key).await.expect("claim") else {
+    let Claim::Owner {
+        token: new_token, ..
+    } = impatient.claim(&key).await.expect("claim")
+    else {
         panic!("a stale in-flight key is taken over");
     };
     let late = StoredAnswer {

@@ -73,7 +73,7 @@ async fn history_and_as_of_state_equal_a_fold_of_the_log() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
     // a long linger gathers concurrent commands into one transaction batch
-    settings.processor_linger = Duration::from_millis(300);
+    settings.processing.linger = Duration::from_millis(300);
     let app = env.spawn_with(settings, Roles::ALL).await;
     let (service, auditor) = (
         env.token(Role::Service, "svc"),

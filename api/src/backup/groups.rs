@@ -74,9 +74,8 @@ pub fn position_groups(
     open: &OpenTransfers,
 ) -> Result<(), KafkaError> {
     let topics = kafka.topics();
-    // The group names of api/src/roles.rs and commands::saga::SagaSettings.
-    let processors = format!("{}.processors", kafka.topic_prefix);
-    let sagas = logbook_commands::saga::SagaSettings::new(kafka.clone()).group_id;
+    let groups = kafka.groups();
+    let (processors, sagas) = (groups.processors, groups.sagas);
     let ends = |topic: &str| -> Result<Vec<(i32, i64)>, KafkaError> {
         let reader: BaseConsumer = kafka.client_config().create()?;
         (0..partitions)

@@ -5,9 +5,11 @@
 //!
 //! Keys are scoped per principal (the token's `sub`). The request fingerprint is the SHA-256 of
 //! method, path and canonical JSON body (object keys sorted, insignificant whitespace dropped).
-//! 5xx answers are not final: the key is released and a retry runs again, still at most once,
-//! because the command id is derived from the key (UUID v5) and the processor dedupes it.
-//! Without a database the middleware only checks the key's form.
+//! 5xx answers are not final: the key is released and a retry runs again, still at most once:
+//! the key keeps its [`Intent`] (the command id, the id of what it creates, the instant of the
+//! first attempt), which the middleware hands to the handler as a request extension, so every
+//! attempt sends the same command and the processor dedupes it (or refuses it as expired once
+//! its horizon has passed). Without a database the middleware only checks the key's form.
 
 mod store;
 
@@ -21,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use store::{Claim, IdempotencyStore, KeyRef, StoreError, StoredAnswer};
+pub use store::{Claim, IdempotencyStore, Intent, KeyRef, StoreError, StoredAnswer};
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -64,7 +66,10 @@ pub async fn replay(State(state): State<AppState>, request: Request, next: Next)
         fingerprint: fingerprint(parts.method.as_str(), parts.uri.path(), &bytes),
     };
     let token = match store.claim(&key).await {
-        Ok(Claim::Owner { token }) => token,
+        Ok(Claim::Owner { token, intent }) => {
+            parts.extensions.insert(intent);
+            token
+        }
         Ok(Claim::Replay(answer)) => return replayed(answer),
         Ok(Claim::Mismatch) => return ApiError::IdempotencyKeyReused.into_response(),
         Ok(Claim::InFlight) => return ApiError::IdempotencyInFlight.into_response(),

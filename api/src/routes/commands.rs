@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use logbook_commands::domain::{
@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::{Accepted, CommandRequest, execute, parse_body, parse_id, require};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
+use crate::idempotency::Intent;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
 use crate::validation::CommandSchema;
@@ -70,6 +71,7 @@ pub async fn open_account(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::OpenAccount)?;
@@ -102,11 +104,9 @@ pub async fn open_account(
     let (Ok(currency), true) = (currency, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let request = CommandRequest::new(&principal, &headers);
-    // A retried open (same Idempotency-Key) must name the same account.
-    let account_id = body
-        .account_id
-        .unwrap_or_else(|| request.derived_id("account").unwrap_or_else(Uuid::now_v7));
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    // A retried open (same Idempotency-Key) names the same account: the id kept with the key.
+    let account_id = body.account_id.unwrap_or_else(|| request.resource_id());
     let command = AccountCommand::Open {
         owner_id: body.owner_id,
         currency,
@@ -133,9 +133,11 @@ pub async fn deposit(
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    money(state, principal, id, headers, body, Action::Deposit).await
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    money(state, principal, id, request, body, Action::Deposit).await
 }
 
 /// POST /v1/accounts/{id}/withdrawals
@@ -149,16 +151,18 @@ pub async fn withdraw(
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    money(state, principal, id, headers, body, Action::Withdraw).await
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    money(state, principal, id, request, body, Action::Withdraw).await
 }
 
 async fn money(
     state: AppState,
     principal: Principal,
     id: String,
-    headers: HeaderMap,
+    request: CommandRequest,
     body: Bytes,
     action: Action,
 ) -> Result<Response, ApiError> {
@@ -190,13 +194,7 @@ async fn money(
         Action::Withdraw => AccountCommand::Withdraw { amount, reference },
         _ => AccountCommand::Deposit { amount, reference },
     };
-    let accepted = execute(
-        &state,
-        CommandRequest::new(&principal, &headers),
-        account_id,
-        command,
-    )
-    .await?;
+    let accepted = execute(&state, request, account_id, command).await?;
     Ok(Json(accepted).into_response())
 }
 
@@ -211,9 +209,11 @@ pub async fn freeze(
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    status_change(state, principal, id, headers, body, Action::Freeze).await
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    status_change(state, principal, id, request, body, Action::Freeze).await
 }
 
 /// POST /v1/accounts/{id}/unfreeze
@@ -227,9 +227,11 @@ pub async fn unfreeze(
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    status_change(state, principal, id, headers, body, Action::Unfreeze).await
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    status_change(state, principal, id, request, body, Action::Unfreeze).await
 }
 
 /// POST /v1/accounts/{id}/close
@@ -243,16 +245,18 @@ pub async fn close(
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    status_change(state, principal, id, headers, body, Action::Close).await
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    status_change(state, principal, id, request, body, Action::Close).await
 }
 
 async fn status_change(
     state: AppState,
     principal: Principal,
     id: String,
-    headers: HeaderMap,
+    request: CommandRequest,
     body: Bytes,
     action: Action,
 ) -> Result<Response, ApiError> {
@@ -270,13 +274,7 @@ async fn status_change(
         Action::Unfreeze => AccountCommand::Unfreeze { reason },
         _ => AccountCommand::Close { reason },
     };
-    let accepted = execute(
-        &state,
-        CommandRequest::new(&principal, &headers),
-        account_id,
-        command,
-    )
-    .await?;
+    let accepted = execute(&state, request, account_id, command).await?;
     Ok(Json(accepted).into_response())
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use logbook_commands::domain::AccountCommand;
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use serde::Serialize;
@@ -26,12 +26,10 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::gateway::GatewayError;
+use crate::idempotency::Intent;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
 use crate::validation::CommandSchema;
-
-/// Namespace of the command ids derived from Idempotency-Keys (UUID v5).
-const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6762_6f6f_6b00_8000_0000_0000_0001);
 
 /// The command endpoints (POST; they take an `Idempotency-Key`).
 fn command_routes() -> OpenApiRouter<AppState> {
@@ -108,39 +106,47 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// What a command request carries besides the command: who, which id, which trace.
+/// What a command request carries besides the command: who, which intent, which trace.
 #[derive(Debug)]
 pub struct CommandRequest {
     actor: logbook_events::Actor,
-    idempotency_key: Option<String>,
-    sub: String,
+    /// The same for every attempt of a request with an Idempotency-Key (kept with the key);
+    /// fresh otherwise. Never derived from client input.
+    intent: Intent,
     traceparent: Option<String>,
 }
 
 impl CommandRequest {
-    pub fn new(principal: &Principal, headers: &HeaderMap) -> Self {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+    /// `intent`: what the Idempotency-Key middleware stored for the key, if any.
+    pub fn new(principal: &Principal, headers: &HeaderMap, intent: Option<Intent>) -> Self {
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| valid_traceparent(t))
+            .map(str::to_string);
         Self {
             actor: principal.actor(),
-            idempotency_key: header("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 255),
-            sub: principal.sub.clone(),
-            traceparent: header("traceparent").filter(|t| valid_traceparent(t)),
+            intent: intent.unwrap_or_else(|| Intent::fresh(Utc::now())),
+            traceparent,
         }
     }
 
-    /// An id derived from the principal's Idempotency-Key, so a retry gets the same one.
-    pub fn derived_id(&self, purpose: &str) -> Option<Uuid> {
-        self.idempotency_key.as_ref().map(|key| {
-            Uuid::new_v5(
-                &IDEMPOTENCY_NAMESPACE,
-                format!("{}\n{}\n{}", self.sub, key, purpose).as_bytes(),
-            )
-        })
+    /// The id of what the request creates (an account, a transfer), kept with its key.
+    pub fn resource_id(&self) -> Uuid {
+        self.intent.resource_id
+    }
+
+    /// The command id and first-attempt instant this request sends.
+    pub fn identity(&self) -> (Uuid, DateTime<Utc>) {
+        (self.intent.command_id, self.intent.first_attempt_at)
+    }
+
+    /// Sends another command id and first-attempt instant (a transfer id claimed earlier by
+    /// the same request keeps the command it was first sent with).
+    pub fn with_command(mut self, command_id: Uuid, first_attempt_at: DateTime<Utc>) -> Self {
+        self.intent.command_id = command_id;
+        self.intent.first_attempt_at = first_attempt_at;
+        self
     }
 }
 
@@ -152,7 +158,7 @@ pub async fn execute(
     command: AccountCommand,
 ) -> Result<Accepted, ApiError> {
     let gateway = state.gateway.as_ref().ok_or(ApiError::Unavailable)?;
-    let command_id = request.derived_id("command").unwrap_or_else(Uuid::now_v7);
+    let command_id = request.intent.command_id;
     let name = command.name();
     let envelope = CommandEnvelope {
         command_id,
@@ -160,7 +166,7 @@ pub async fn execute(
         correlation_id: command_id,
         causation_id: None,
         actor: request.actor,
-        issued_at: Utc::now(),
+        issued_at: request.intent.first_attempt_at,
         traceparent: Some(request.traceparent.unwrap_or_else(new_traceparent)),
         command,
         transfer: None,
@@ -264,30 +270,5 @@ mod tests {
         assert!(!valid_traceparent(
             "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"
         ));
-    }
-
-    #[test]
-    fn idempotency_keys_derive_stable_ids_per_principal() {
-        let request = |sub: &str, key: &str| CommandRequest {
-            actor: logbook_events::Actor {
-                sub: sub.into(),
-                role: "service".into(),
-            },
-            idempotency_key: Some(key.into()),
-            sub: sub.into(),
-            traceparent: None,
-        };
-        assert_eq!(
-            request("a", "k1").derived_id("command"),
-            request("a", "k1").derived_id("command")
-        );
-        assert_ne!(
-            request("a", "k1").derived_id("command"),
-            request("b", "k1").derived_id("command")
-        );
-        assert_ne!(
-            request("a", "k1").derived_id("command"),
-            request("a", "k1").derived_id("account")
-        );
     }
 }

@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logbook_commands::domain::{AccountCommand, MAX_AMOUNT, MAX_REFERENCE_CHARS, RejectionKind};
@@ -19,8 +19,10 @@ use uuid::Uuid;
 use super::{CommandRequest, execute, parse_body, require};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::idempotency::Intent;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::reservations::{Reservation, TransferRequest, reserve};
 use crate::validation::CommandSchema;
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,7 @@ pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::Transfer)?;
@@ -94,10 +97,33 @@ pub async fn create(
         return Err(ApiError::Validation(errors));
     }
     reject_known_currency_mismatch(&state, body.from_account_id, body.to_account_id).await?;
-    let request = CommandRequest::new(&principal, &headers);
-    let transfer_id = body
-        .transfer_id
-        .unwrap_or_else(|| request.derived_id("transfer").unwrap_or_else(Uuid::now_v7));
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    // a retry with the same Idempotency-Key names the same transfer: the id kept with the key
+    let transfer_id = body.transfer_id.unwrap_or_else(|| request.resource_id());
+    let pool = state.db.as_ref().ok_or(ApiError::Unavailable)?;
+    let wanted = TransferRequest {
+        transfer_id,
+        from_account_id: body.from_account_id,
+        to_account_id: body.to_account_id,
+        amount: body.amount,
+    };
+    let (command_id, first_attempt_at) = request.identity();
+    let request = match reserve(pool, &principal, wanted, command_id, first_attempt_at)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Reservation::Claimed {
+            command_id,
+            first_attempt_at,
+        } => request.with_command(command_id, first_attempt_at),
+        Reservation::Reused => {
+            return Err(ApiError::Rejected {
+                kind: RejectionKind::Conflict,
+                code: "transfer_id_reused".into(),
+                message: "this transfer_id names another transfer".into(),
+            });
+        }
+    };
     let command = AccountCommand::DebitForTransfer {
         transfer_id,
         to_account_id: body.to_account_id,

@@ -4,7 +4,7 @@
 //! Commands travel on `logbook.commands` as JSON tagged by `type`, e.g.
 //! `{"type":"deposit","amount":500,"reference":"salary"}`.
 
-use logbook_events::Currency;
+use logbook_events::{Currency, DebitOrigin};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,7 +12,11 @@ use super::error::DomainError;
 use super::{MAX_AMOUNT, MAX_OWNER_ID_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHARS};
 
 /// A request to change one account. Amounts are positive minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `CreditForTransfer`, `RefundTransfer` and `CompleteTransfer` are the transfer saga's steps:
+/// no HTTP endpoint sends them, and they are applied at most once by the account's own state
+/// (see [`decide`](super::decide)), whatever their age.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccountCommand {
     /// Create the account with a fixed currency and an overdraft limit.
@@ -41,7 +45,8 @@ pub enum AccountCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
-    /// Second leg of a transfer, on the target account; `currency` is the source's.
+    /// Second leg of a transfer, on the target account; `currency` is the source's, `debit`
+    /// where and when the money left it.
     CreditForTransfer {
         transfer_id: Uuid,
         from_account_id: Uuid,
@@ -49,12 +54,20 @@ pub enum AccountCommand {
         currency: Currency,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        debit: DebitOrigin,
     },
     /// Give back a debited transfer that could not be credited, on the source account.
     RefundTransfer {
         transfer_id: Uuid,
         amount: i64,
         reason: String,
+    },
+    /// Tell the source account that the target was credited (the transfer leaves its
+    /// transfers in flight).
+    CompleteTransfer {
+        transfer_id: Uuid,
+        to_account_id: Uuid,
+        amount: i64,
     },
     /// Stop debits (credits still arrive).
     Freeze {
@@ -83,10 +96,22 @@ impl AccountCommand {
             AccountCommand::DebitForTransfer { .. } => "debit_for_transfer",
             AccountCommand::CreditForTransfer { .. } => "credit_for_transfer",
             AccountCommand::RefundTransfer { .. } => "refund_transfer",
+            AccountCommand::CompleteTransfer { .. } => "complete_transfer",
             AccountCommand::Freeze { .. } => "freeze",
             AccountCommand::Unfreeze { .. } => "unfreeze",
             AccountCommand::Close { .. } => "close",
         }
+    }
+
+    /// Whether this is a step of the transfer saga (deduplicated by account state, never
+    /// expired).
+    pub fn is_saga_step(&self) -> bool {
+        matches!(
+            self,
+            AccountCommand::CreditForTransfer { .. }
+                | AccountCommand::RefundTransfer { .. }
+                | AccountCommand::CompleteTransfer { .. }
+        )
     }
 
     /// The checks that need no account state; [`decide`](super::decide) runs them first.
@@ -153,6 +178,14 @@ impl AccountCommand {
                     return Err(invalid("reason", "must be 1 to 500 characters long"));
                 }
                 Ok(())
+            }
+            AccountCommand::CompleteTransfer {
+                transfer_id,
+                to_account_id,
+                amount,
+            } => {
+                check_transfer(*transfer_id, *to_account_id, account_id, "to_account_id")?;
+                check_amount(*amount)
             }
             AccountCommand::Freeze { reason }
             | AccountCommand::Unfreeze { reason }

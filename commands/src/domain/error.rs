@@ -61,6 +61,14 @@ pub enum DomainError {
     NotFrozen,
     #[error("the resulting balance would be out of range")]
     BalanceOverflow,
+    #[error("this transfer id is already in flight on the account")]
+    TransferIdReused,
+    #[error("the account has outgoing transfers in flight; retry once they are settled")]
+    TransferPending,
+    #[error("the account has too many outgoing transfers in flight")]
+    TooManyTransfersInFlight,
+    #[error("the step does not match the transfer in flight")]
+    TransferMismatch,
     #[error(
         "amount must be a whole number of minor units from 1 to {}",
         MAX_AMOUNT
@@ -98,7 +106,11 @@ impl DomainError {
             | DomainError::BalanceNotZero
             | DomainError::AlreadyFrozen
             | DomainError::NotFrozen
-            | DomainError::BalanceOverflow => RejectionKind::Conflict,
+            | DomainError::BalanceOverflow
+            | DomainError::TransferIdReused
+            | DomainError::TransferPending
+            | DomainError::TooManyTransfersInFlight
+            | DomainError::TransferMismatch => RejectionKind::Conflict,
             DomainError::InvalidAmount
             | DomainError::InvalidOverdraftLimit
             | DomainError::InvalidField { .. }
@@ -119,6 +131,10 @@ impl DomainError {
             DomainError::AlreadyFrozen => "already_frozen",
             DomainError::NotFrozen => "not_frozen",
             DomainError::BalanceOverflow => "balance_overflow",
+            DomainError::TransferIdReused => "transfer_id_reused",
+            DomainError::TransferPending => "transfer_pending",
+            DomainError::TooManyTransfersInFlight => "too_many_transfers_in_flight",
+            DomainError::TransferMismatch => "transfer_mismatch",
             DomainError::InvalidAmount => "invalid_amount",
             DomainError::InvalidOverdraftLimit => "invalid_overdraft_limit",
             DomainError::InvalidField { .. } => "invalid_field",

@@ -5,6 +5,7 @@
 //! - [`rules`]: [`decide`], the rules that turn a command into events or a
 //!   [`DomainError`].
 //! - [`error`]: [`DomainError`], its [`RejectionKind`] and stable codes.
+//! - [`intent`]: fingerprints of commands, and the command an event was decided from.
 //!
 //! The command processor holds one [`Account`] per aggregate, calls [`decide`], and
 //! on success writes the events and folds them in with [`apply`]. Because `decide`
@@ -13,6 +14,7 @@
 
 pub mod command;
 pub mod error;
+pub mod intent;
 pub mod rules;
 pub mod state;
 
@@ -23,8 +25,8 @@ mod tests;
 
 pub use command::AccountCommand;
 pub use error::{DomainError, RejectionKind};
-pub use rules::decide;
-pub use state::{Account, AccountStatus, apply};
+pub use rules::{MAX_BALANCE, MAX_TRANSFERS_IN_FLIGHT, decide};
+pub use state::{Account, AccountStatus, Transfers, apply};
 
 /// Largest amount (and overdraft limit) in minor units: 10^15.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;

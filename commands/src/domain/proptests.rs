@@ -48,18 +48,28 @@ fn command() -> impl Strategy<Value = AccountCommand> {
                 transfer_id, to_account_id, amount, reference,
             }
         ),
-        4 => (transfer_id.clone(), account_id(), amount(), currency(), text(140)).prop_map(
-            |(transfer_id, from_account_id, amount, currency, reference)| AccountCommand::CreditForTransfer {
-                transfer_id, from_account_id, amount, currency, reference,
+        4 => (transfer_id.clone(), account_id(), amount(), currency(), text(140), origin()).prop_map(
+            |(transfer_id, from_account_id, amount, currency, reference, debit)| AccountCommand::CreditForTransfer {
+                transfer_id, from_account_id, amount, currency, reference, debit,
             }
         ),
-        2 => (transfer_id, amount(), prop_oneof!["[a-z]{0,5}", "z{499,501}"]).prop_map(
+        2 => (transfer_id.clone(), amount(), prop_oneof!["[a-z]{0,5}", "z{499,501}"]).prop_map(
             |(transfer_id, amount, reason)| AccountCommand::RefundTransfer { transfer_id, amount, reason }
+        ),
+        2 => (transfer_id, account_id(), amount()).prop_map(
+            |(transfer_id, to_account_id, amount)| AccountCommand::CompleteTransfer { transfer_id, to_account_id, amount }
         ),
         1 => text(500).prop_map(|reason| AccountCommand::Freeze { reason }),
         1 => text(500).prop_map(|reason| AccountCommand::Unfreeze { reason }),
         1 => text(500).prop_map(|reason| AccountCommand::Close { reason }),
     ]
+}
+
+fn origin() -> impl Strategy<Value = logbook_events::DebitOrigin> {
+    (0i32..2, 0i64..5).prop_map(|(partition, seconds)| logbook_events::DebitOrigin {
+        partition,
+        at: chrono::DateTime::from_timestamp(1_790_000_000 + seconds, 0).expect("instant"),
+    })
 }
 
 fn replay(events: &[AccountEvent]) -> Account {
@@ -122,7 +132,10 @@ proptest! {
             prop_assert_eq!(&decide(&state, &command), &result, "decide is deterministic");
             match result {
                 Ok(events) => {
-                    prop_assert!(!events.is_empty(), "an accepted command writes events");
+                    prop_assert!(
+                        !events.is_empty() || command.is_saga_step(),
+                        "an accepted command writes events, unless a saga step applied already"
+                    );
                     for event in &events {
                         if let Some((moved, balance_after)) = delta(event) {
                             prop_assert_eq!(state.balance().checked_add(moved), Some(balance_after));
@@ -133,6 +146,9 @@ proptest! {
                         apply(&mut state, event);
                         log.push(event.clone());
                     }
+                    if command.is_saga_step() && !events.is_empty() {
+                        prop_assert_eq!(decide(&state, &command), Ok(Vec::new()), "a step applies once");
+                    }
                 }
                 Err(error) => {
                     // `decide` only reads the state; the processor writes nothing.
@@ -142,6 +158,16 @@ proptest! {
             }
             if state.is_open() {
                 prop_assert!(state.balance() >= -state.overdraft_limit(), "{:?}", state);
+                prop_assert!(state.balance() + state.in_flight_total() <= MAX_BALANCE);
+                if let Some(amount) = state.in_flight(Uuid::from_u128(7)) {
+                    let refund = AccountCommand::RefundTransfer {
+                        transfer_id: Uuid::from_u128(7), amount, reason: "r".into(),
+                    };
+                    prop_assert!(
+                        decide(&state, &refund).is_ok_and(|events| !events.is_empty()),
+                        "a refund in flight always applies"
+                    );
+                }
                 prop_assert!((0..=MAX_AMOUNT).contains(&state.overdraft_limit()));
             } else {
                 prop_assert!(log.is_empty());

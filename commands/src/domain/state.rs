@@ -1,10 +1,11 @@
 //! The account state folded from its events: [`Account`], [`AccountStatus`], [`apply`].
 //!
 //! The processor keeps one [`Account`] per aggregate in memory, so it is compact
-//! (64 bytes plus the owner id on the heap). Events are facts: [`apply`] takes the
-//! balance from each event's `balance_after` and never fails.
+//! (72 bytes plus the owner id on the heap, and a [`Transfers`] book for accounts that took part
+//! in a transfer). Events are facts: [`apply`] takes the balance from each event's
+//! `balance_after` and never fails.
 
-use logbook_events::{AccountEvent, Currency};
+use logbook_events::{AccountEvent, Currency, DebitOrigin};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -43,6 +44,19 @@ pub struct Account {
     balance: i64,
     overdraft_limit: i64,
     version: u64,
+    /// `None` until the account first takes part in a transfer.
+    transfers: Option<Box<Transfers>>,
+}
+
+/// What an account remembers of transfers, so that every saga step applies at most once:
+/// its outgoing transfers in flight (debited, neither completed nor refunded) and, per source
+/// events partition, the latest debit it was credited for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Transfers {
+    /// (transfer id, amount) of the outgoing transfers in flight.
+    in_flight: Vec<(Uuid, i64)>,
+    /// (source partition, `occurred_at` of the latest debit credited, in microseconds).
+    credited: Vec<(i32, i64)>,
 }
 
 impl Account {
@@ -95,6 +109,44 @@ impl Account {
     pub fn version(&self) -> u64 {
         self.version
     }
+
+    /// The amount of an outgoing transfer in flight, if `transfer_id` is one.
+    pub fn in_flight(&self, transfer_id: Uuid) -> Option<i64> {
+        let transfers = self.transfers.as_deref()?;
+        transfers
+            .in_flight
+            .iter()
+            .find(|(id, _)| *id == transfer_id)
+            .map(|(_, amount)| *amount)
+    }
+
+    /// How many outgoing transfers are in flight.
+    pub fn in_flight_count(&self) -> usize {
+        self.transfers.as_deref().map_or(0, |t| t.in_flight.len())
+    }
+
+    /// The sum of the outgoing transfers in flight (money that may still come back).
+    pub fn in_flight_total(&self) -> i64 {
+        self.transfers
+            .as_deref()
+            .map_or(0, |t| t.in_flight.iter().map(|(_, amount)| *amount).sum())
+    }
+
+    /// Whether the credit of the debit at `origin` was applied here already.
+    pub fn was_credited(&self, origin: &DebitOrigin) -> bool {
+        let Some(transfers) = self.transfers.as_deref() else {
+            return false;
+        };
+        let at = origin.at.timestamp_micros();
+        transfers
+            .credited
+            .iter()
+            .any(|(partition, latest)| *partition == origin.partition && at <= *latest)
+    }
+
+    fn transfers_mut(&mut self) -> &mut Transfers {
+        self.transfers.get_or_insert_with(Box::default)
+    }
 }
 
 /// Folds one event into the state and counts it in `version`.
@@ -115,17 +167,64 @@ pub fn apply(state: &mut Account, event: &AccountEvent) {
             state.balance = 0;
         }
         AccountEvent::FundsDeposited { balance_after, .. }
-        | AccountEvent::FundsWithdrawn { balance_after, .. }
-        | AccountEvent::TransferDebited { balance_after, .. }
-        | AccountEvent::TransferCredited { balance_after, .. }
-        | AccountEvent::TransferRefunded { balance_after, .. } => {
+        | AccountEvent::FundsWithdrawn { balance_after, .. } => {
             state.balance = *balance_after;
         }
+        AccountEvent::TransferDebited {
+            transfer_id,
+            amount,
+            balance_after,
+            ..
+        } => {
+            state.balance = *balance_after;
+            state
+                .transfers_mut()
+                .in_flight
+                .push((*transfer_id, *amount));
+        }
+        AccountEvent::TransferCredited {
+            balance_after,
+            debit,
+            ..
+        } => {
+            state.balance = *balance_after;
+            if let Some(origin) = debit {
+                note_credit(state.transfers_mut(), origin);
+            }
+        }
+        AccountEvent::TransferRefunded {
+            transfer_id,
+            balance_after,
+            ..
+        } => {
+            state.balance = *balance_after;
+            settle(state, *transfer_id);
+        }
+        AccountEvent::TransferCompleted { transfer_id, .. } => settle(state, *transfer_id),
         AccountEvent::AccountFrozen { .. } => state.status = Some(AccountStatus::Frozen),
         AccountEvent::AccountUnfrozen { .. } => state.status = Some(AccountStatus::Active),
         AccountEvent::AccountClosed { .. } => state.status = Some(AccountStatus::Closed),
     }
     state.version = state.version.saturating_add(1);
+}
+
+/// The transfer leaves the account's transfers in flight.
+fn settle(state: &mut Account, transfer_id: Uuid) {
+    if let Some(transfers) = state.transfers.as_deref_mut() {
+        transfers.in_flight.retain(|(id, _)| *id != transfer_id);
+    }
+}
+
+fn note_credit(transfers: &mut Transfers, origin: &DebitOrigin) {
+    let at = origin.at.timestamp_micros();
+    match transfers
+        .credited
+        .iter_mut()
+        .find(|(partition, _)| *partition == origin.partition)
+    {
+        Some((_, latest)) => *latest = (*latest).max(at),
+        None => transfers.credited.push((origin.partition, at)),
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +234,7 @@ mod tests {
     #[test]
     fn account_is_compact() {
         assert!(
-            std::mem::size_of::<Account>() <= 72,
+            std::mem::size_of::<Account>() <= 80,
             "{}",
             std::mem::size_of::<Account>()
         );

@@ -3,14 +3,22 @@
 //! [`plan_batch`] turns the commands of a batch into the events and results to write in one
 //! transaction. It changes nothing: the accounts it touched are returned as an overlay that the
 //! worker merges into the partition state only after the transaction commits.
+//!
+//! Per command, in order: the key must belong to the partition it came from; a command id
+//! applied before answers with its earlier outcome (if it asks for the same thing); a command
+//! first issued longer ago than the dedupe horizon is refused as expired; then ownership and the
+//! pure `decide`. A saga step whose effect is already in the account's state is answered as a
+//! duplicate; saga steps never expire.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use logbook_events::partitioner::partition_of;
 use logbook_events::{Actor, EventEnvelope, EventMeta, Position};
 use uuid::Uuid;
 
 use super::state::{PartitionState, Slot};
+use crate::domain::intent::fingerprint;
 use crate::domain::{Account, RejectionKind, apply, decide};
 use crate::envelope::CommandEnvelope;
 
@@ -73,19 +81,53 @@ pub struct Plan {
     pub next_offsets: BTreeMap<i32, i64>,
     /// Command records that could not be decoded (skipped, counted, logged).
     pub malformed: usize,
+    /// `occurred_at` of the last event planned per partition.
+    pub last_event_at: HashMap<i32, DateTime<Utc>>,
+    /// What the accepted commands applied: (partition, command id, fingerprint, event index).
+    pub applied: Vec<(i32, Uuid, u64, usize)>,
+}
+
+/// What a batch is decided with besides the commands and the state.
+pub struct PlanInputs<'a> {
+    /// The instant the processor decides at (events are stamped at or after it).
+    pub now: DateTime<Utc>,
+    /// The partition count the topics were created with (every key's partition follows it).
+    pub partitions: i32,
+    /// Makes event ids (UUID v7 in production).
+    pub new_id: &'a mut dyn FnMut() -> Uuid,
+}
+
+impl std::fmt::Debug for PlanInputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanInputs")
+            .field("now", &self.now)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An earlier application of a command id, found in this batch or in the partition's memory.
+struct Earlier {
+    version: u64,
+    position: PositionRef,
+    fingerprint: u64,
 }
 
 /// Decides every command of `batch` against `states` (which must hold every partition of the
-/// batch). `now` stamps the events; `new_id` makes event ids (UUID v7 in production).
+/// batch).
 pub fn plan_batch(
     states: &HashMap<i32, &PartitionState>,
     batch: &[Incoming],
-    now: DateTime<Utc>,
-    new_id: &mut dyn FnMut() -> Uuid,
+    inputs: PlanInputs<'_>,
 ) -> Plan {
+    let PlanInputs {
+        now,
+        partitions,
+        new_id,
+    } = inputs;
     let mut plan = Plan::default();
     // command ids applied earlier in this batch
-    let mut in_batch: HashMap<Uuid, (u64, usize)> = HashMap::new();
+    let mut in_batch: HashMap<Uuid, Earlier> = HashMap::new();
     for message in batch {
         let next = plan.next_offsets.entry(message.partition).or_insert(0);
         *next = (*next).max(message.offset + 1);
@@ -105,18 +147,46 @@ pub fn plan_batch(
                 continue;
             }
         };
-        let outcome = if let Some(&(version, index)) = in_batch.get(&command.command_id) {
-            PlannedOutcome::Accepted {
-                version,
-                position: PositionRef::Pending(index),
-                duplicate: true,
+        let wanted = fingerprint(command.aggregate_id, &command.command);
+        let earlier = in_batch
+            .get(&command.command_id)
+            .map(|e| (e.version, e.position, e.fingerprint))
+            .or_else(|| {
+                state.dedupe.get(&command.command_id).map(|applied| {
+                    let position = Position::new(message.partition, applied.offset);
+                    (
+                        applied.version,
+                        PositionRef::Known(position),
+                        applied.fingerprint,
+                    )
+                })
+            });
+        let outcome = if partition_of(command.aggregate_id, partitions) != message.partition {
+            rejected(
+                RejectionKind::Conflict,
+                "wrong_partition",
+                "the command's key does not belong to the partition it was read from".into(),
+            )
+        } else if let Some((version, position, applied)) = earlier {
+            if applied == wanted {
+                PlannedOutcome::Accepted {
+                    version,
+                    position,
+                    duplicate: true,
+                }
+            } else {
+                rejected(
+                    RejectionKind::Conflict,
+                    "command_id_conflict",
+                    "this command id was applied to another request".into(),
+                )
             }
-        } else if let Some(applied) = state.dedupe.get(&command.command_id) {
-            PlannedOutcome::Accepted {
-                version: applied.version,
-                position: PositionRef::Known(Position::new(message.partition, applied.offset)),
-                duplicate: true,
-            }
+        } else if !command.command.is_saga_step() && state.dedupe.expired(command.issued_at, now) {
+            rejected(
+                RejectionKind::Conflict,
+                "command_expired",
+                expired_message(&command),
+            )
         } else {
             let key = (message.partition, command.aggregate_id);
             let mut slot = plan
@@ -127,18 +197,40 @@ pub fn plan_batch(
                 .unwrap_or_else(|| Slot::new(command.aggregate_id));
             match decide_one(&slot.account, &command) {
                 Err(rejection) => rejection,
-                Ok(events) => {
-                    let meta = |id: Uuid| EventMeta {
-                        event_id: id,
-                        occurred_at: now,
-                        command_id: command.command_id,
-                        correlation_id: command.correlation_id,
-                        causation_id: command.causation_id.unwrap_or(command.command_id),
-                        actor: command.actor.clone(),
+                Ok(events) if events.is_empty() => {
+                    // a saga step whose effect is in the state: at or before the last event
+                    let position = match last_index(&plan.events, message.partition) {
+                        Some(index) => PositionRef::Pending(index),
+                        None => PositionRef::Known(Position::new(
+                            message.partition,
+                            state.last_offset.unwrap_or(0),
+                        )),
                     };
+                    PlannedOutcome::Accepted {
+                        version: slot.account.version(),
+                        position,
+                        duplicate: true,
+                    }
+                }
+                Ok(events) => {
+                    let mut at = plan
+                        .last_event_at
+                        .get(&message.partition)
+                        .copied()
+                        .or(state.last_event_at);
                     for event in &events {
+                        let occurred_at = next_instant(at, now);
+                        at = Some(occurred_at);
+                        let meta = EventMeta {
+                            event_id: new_id(),
+                            occurred_at,
+                            command_id: command.command_id,
+                            correlation_id: command.correlation_id,
+                            causation_id: command.causation_id.unwrap_or(command.command_id),
+                            actor: command.actor.clone(),
+                        };
                         let envelope = EventEnvelope::new_sealed(
-                            meta(new_id()),
+                            meta,
                             command.aggregate_id,
                             slot.account.version() + 1,
                             &slot.last_hash_hex(),
@@ -152,9 +244,21 @@ pub fn plan_batch(
                             traceparent: command.traceparent.clone(),
                         });
                     }
+                    if let Some(at) = at {
+                        plan.last_event_at.insert(message.partition, at);
+                    }
                     let version = slot.account.version();
                     let index = plan.events.len() - 1;
-                    in_batch.insert(command.command_id, (version, index));
+                    in_batch.insert(
+                        command.command_id,
+                        Earlier {
+                            version,
+                            position: PositionRef::Pending(index),
+                            fingerprint: wanted,
+                        },
+                    );
+                    plan.applied
+                        .push((message.partition, command.command_id, wanted, index));
                     plan.overlay.insert(key, slot);
                     PlannedOutcome::Accepted {
                         version,
@@ -175,6 +279,38 @@ pub fn plan_batch(
     plan
 }
 
+fn rejected(kind: RejectionKind, code: &'static str, message: String) -> PlannedOutcome {
+    PlannedOutcome::Rejected {
+        kind,
+        code,
+        message,
+    }
+}
+
+fn expired_message(command: &CommandEnvelope) -> String {
+    format!(
+        "command {} was first sent at {}, longer ago than the processor remembers applied \
+         commands: this attempt did nothing. Whether the first attempt was applied shows in \
+         the account's history (GET /v1/audit/accounts/{}/events, by command_id) or its ledger",
+        command.command_id,
+        command.issued_at.to_rfc3339(),
+        command.aggregate_id
+    )
+}
+
+/// The instant of the next event of a partition: now, or just after its last event.
+fn next_instant(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    match last {
+        Some(last) if last >= now => last + chrono::Duration::microseconds(1),
+        _ => now,
+    }
+}
+
+/// The index of the last event planned for `partition`.
+fn last_index(events: &[PlannedEvent], partition: i32) -> Option<usize> {
+    events.iter().rposition(|e| e.partition == partition)
+}
+
 /// Ownership, then the pure domain decision. A customer may only touch accounts it owns, and
 /// learns nothing about the others: they look like unknown accounts.
 fn decide_one(
@@ -188,19 +324,11 @@ fn decide_one(
             message: "account not found".to_string(),
         });
     }
-    let events = decide(account, &command.command).map_err(|error| PlannedOutcome::Rejected {
+    decide(account, &command.command).map_err(|error| PlannedOutcome::Rejected {
         kind: error.kind(),
         code: error.code(),
         message: error.to_string(),
-    })?;
-    if events.is_empty() {
-        return Err(PlannedOutcome::Rejected {
-            kind: RejectionKind::Conflict,
-            code: "no_change",
-            message: "the command changes nothing".to_string(),
-        });
-    }
-    Ok(events)
+    })
 }
 
 /// The ownership rule that needs the account's state (the rest of the role matrix is checked
@@ -242,14 +370,19 @@ mod tests {
             message.offset = offset as i64 + 10;
         }
         let states = HashMap::from([(0, state)]);
-        plan_batch(&states, batch, Utc::now(), &mut Uuid::now_v7)
+        let inputs = PlanInputs {
+            now: Utc::now(),
+            partitions: 1,
+            new_id: &mut Uuid::now_v7,
+        };
+        plan_batch(&states, batch, inputs)
     }
 
     use crate::domain::AccountCommand;
 
     #[test]
     fn a_batch_decides_in_order_on_its_own_changes_and_dedupes_inside_itself() {
-        let state = PartitionState::new(100);
+        let state = PartitionState::new(std::time::Duration::from_secs(900), 100);
         let account = Uuid::new_v4();
         let deposit_id = Uuid::new_v4();
         let eur = Currency::parse("EUR").expect("EUR");
@@ -332,7 +465,7 @@ mod tests {
 
     #[test]
     fn a_customer_cannot_act_on_an_account_it_does_not_own() {
-        let mut state = PartitionState::new(100);
+        let mut state = PartitionState::new(std::time::Duration::from_secs(900), 100);
         let account = Uuid::new_v4();
         let eur = Currency::parse("EUR").expect("EUR");
         let open = AccountCommand::Open {

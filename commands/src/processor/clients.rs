@@ -1,65 +1,97 @@
-//! Kafka client configurations of the processor.
+//! The Kafka clients of the processor, and waiting for Kafka while they connect.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use logbook_events::layout::LayoutError;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{Producer, ThreadedProducer};
-use uuid::Uuid;
 
-use super::ProcessorSettings;
-use super::contexts::{DeliveryContext, RebalanceContext};
+use super::delivery::DeliveryContext;
+use super::{ProcessorError, ProcessorSettings};
+use crate::txn::{
+    Backoff, KafkaTxnClient, Outage, RebalanceContext, TxnError, TxnErrorKind, group,
+    transactional_id,
+};
 
-/// The group member on the commands topic: manual offsets (they go into the transactions),
-/// read_committed (which also makes the committed-offset fetch wait for a previous owner's
-/// pending transaction), incremental rebalances.
+/// The group member on the commands topic (see [`group::consumer`]).
 pub fn consumer(
     settings: &ProcessorSettings,
 ) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
-    let consumer: BaseConsumer<RebalanceContext> = settings
-        .kafka
-        .client_config()
-        .set("group.id", &settings.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", millis(settings.session_timeout))
-        .set(
-            "heartbeat.interval.ms",
-            millis(settings.session_timeout / 6),
-        )
-        .set("fetch.wait.max.ms", "20")
-        .set("fetch.min.bytes", "1")
-        .create_with_context(RebalanceContext::default())?;
-    consumer.subscribe(&[&settings.kafka.topics().commands])?;
-    Ok(consumer)
+    let topic = settings.kafka.topics().commands;
+    group::consumer(
+        &settings.group(),
+        &[&topic],
+        RebalanceContext::new("processor"),
+    )
 }
 
-/// A transactional producer with an id unique to this process instance (fencing of zombies is
-/// done by the consumer group generation in `send_offsets_to_transaction`, KIP-447).
-pub fn transactional_producer(
-    settings: &ProcessorSettings,
-) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
-    let transactional_id = format!("{}-{}", settings.group_id, Uuid::now_v7());
-    let producer: ThreadedProducer<DeliveryContext> = settings
-        .kafka
-        .client_config()
-        .set("transactional.id", &transactional_id)
+/// The transactional producer, with an id stable for this process instance.
+pub fn producer(settings: &ProcessorSettings) -> Result<KafkaTxnClient<DeliveryContext>, TxnError> {
+    let mut config = settings.kafka.client_config();
+    config
+        .set(
+            "transactional.id",
+            transactional_id(&settings.group_id, &settings.instance_id),
+        )
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
         .set("retry.backoff.ms", "5")
         .set("retry.backoff.max.ms", "50")
-        .set("transaction.timeout.ms", millis(settings.txn_timeout * 2))
-        .set("queue.buffering.max.messages", "200000")
-        .create_with_context(DeliveryContext::default())?;
-    producer.init_transactions(settings.txn_timeout)?;
-    tracing::info!(%transactional_id, "transactional producer ready");
-    Ok(producer)
+        .set(
+            "transaction.timeout.ms",
+            (settings.txn_timeout * 2).as_millis().to_string(),
+        )
+        .set("queue.buffering.max.messages", "200000");
+    KafkaTxnClient::connect(config, DeliveryContext::default, settings.txn_timeout)
 }
 
-fn millis(duration: Duration) -> String {
-    duration.as_millis().to_string()
+/// An error that waiting may cure (Kafka unreachable), or not (bad configuration, a changed
+/// layout).
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for LayoutError {
+    fn is_transient(&self) -> bool {
+        matches!(self, LayoutError::Kafka(error) if !is_configuration(error))
+    }
+}
+
+impl Transient for TxnError {
+    fn is_transient(&self) -> bool {
+        self.kind != TxnErrorKind::Fatal && !self.message.contains("configuration")
+    }
+}
+
+fn is_configuration(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)
+    )
+}
+
+/// Calls `connect` until it succeeds, waiting out transient errors with backoff.
+pub fn wait_for<T, E>(
+    stop: &AtomicBool,
+    outage: &mut Outage,
+    mut connect: impl FnMut() -> Result<T, E>,
+) -> Result<T, ProcessorError>
+where
+    E: Transient + std::fmt::Display + Into<ProcessorError>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match connect() {
+            Ok(value) => {
+                outage.recovered();
+                return Ok(value);
+            }
+            Err(error) if error.is_transient() && !stop.load(Ordering::Relaxed) => {
+                outage.failed(&error);
+                backoff.sleep();
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }

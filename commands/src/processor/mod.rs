@@ -3,27 +3,24 @@
 //! Processors form one consumer group on the commands topic. The owner of commands partition
 //! *p* is the only writer of events partition *p*: it restores *p*'s accounts from the log, then
 //! decides batches of commands in memory and writes events, one result per command and the
-//! consumed offsets in ONE Kafka transaction (DESIGN.md §3).
+//! consumed offsets in ONE Kafka transaction (docs/architecture.md). The loop's Kafka side
+//! (group, epochs, the transaction and its failure handling) is [`crate::txn`].
 //!
-//! - [`state`]: the in-memory accounts and dedupe set of a partition;
+//! - [`state`]: the in-memory accounts and dedupe memory of a partition;
 //! - [`restore`]: rebuilding that state from the events partition;
 //! - [`batch`]: deciding a batch (pure, no Kafka);
-//! - `contexts`: rebalance epochs and delivery reports (librdkafka callbacks);
-//! - `worker`: the transactional loop on its own OS thread;
+//! - `delivery`: the delivery reports of the open transaction (its events' offsets);
+//! - `worker`: the loop on its own OS thread;
 //! - `positions`: where a transaction's events will land (so results need no extra round trip);
-//! - `producing`: sending without busy waiting (a `ThreadedProducer` serves delivery reports);
-//! - `clients`: the Kafka client configurations.
+//! - `clients`: the Kafka clients, and waiting for Kafka while they connect.
 
 pub mod batch;
 mod clients;
-pub(crate) mod contexts;
+mod delivery;
 mod positions;
-mod producing;
 pub mod restore;
 pub mod state;
 mod worker;
-
-pub(crate) use producing::{send, settle};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,25 +28,36 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use logbook_events::KafkaSettings;
+use logbook_events::layout::LayoutError;
 use rdkafka::error::KafkaError;
 
-/// How a processor runs. `Default` gives the tuned values; set `kafka` and `group_id`.
+use crate::txn::{GroupError, GroupSettings, MissingOffsets, TxnError};
+
+/// How a processor runs. [`ProcessorSettings::new`] gives the tuned values.
 #[derive(Debug, Clone)]
 pub struct ProcessorSettings {
     pub kafka: KafkaSettings,
     /// Consumer group of all processors of one installation.
     pub group_id: String,
+    /// This process instance: its transactional id is `<group_id>-<instance_id>`, stable for
+    /// the life of the process, so a replaced producer fences the one it replaces.
+    pub instance_id: String,
     /// Most commands decided in one transaction.
     pub batch_max: usize,
     /// How long a batch waits for more commands after its first one.
     pub batch_linger: Duration,
-    /// Applied command ids remembered per partition.
+    /// How long applied command ids are remembered (commands first sent longer ago that are
+    /// not remembered are refused as expired).
+    pub dedupe_horizon: Duration,
+    /// Most command ids remembered per partition (the horizon shrinks when it is reached).
     pub dedupe_capacity: usize,
     /// Timeout of each transaction call (and `transaction.timeout.ms` is a multiple of it).
     pub txn_timeout: Duration,
     pub restore_timeout: Duration,
     /// `session.timeout.ms`: how soon a dead processor's partitions move.
     pub session_timeout: Duration,
+    /// What to do with a partition whose committed offset is missing.
+    pub missing_offsets: MissingOffsets,
 }
 
 impl ProcessorSettings {
@@ -57,22 +65,42 @@ impl ProcessorSettings {
         Self {
             kafka,
             group_id: group_id.into(),
+            instance_id: uuid::Uuid::now_v7().simple().to_string(),
             batch_max: 1000,
             batch_linger: Duration::from_millis(2),
-            dedupe_capacity: 100_000,
+            dedupe_horizon: Duration::from_secs(15 * 60),
+            dedupe_capacity: 1_000_000,
             txn_timeout: Duration::from_secs(5),
             restore_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(6),
+            missing_offsets: MissingOffsets::Refuse,
+        }
+    }
+
+    /// The group membership part.
+    pub fn group(&self) -> GroupSettings {
+        GroupSettings {
+            kafka: self.kafka.clone(),
+            group_id: self.group_id.clone(),
+            session_timeout: self.session_timeout,
+            missing_offsets: self.missing_offsets,
         }
     }
 }
 
+/// Why a processor stopped: only what a restart cannot fix (Kafka being away is waited out).
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("transactional producer: {0}")]
+    Producer(#[from] TxnError),
     #[error("restore failed: {0}")]
     Restore(#[from] restore::RestoreError),
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     #[error("processor thread panicked")]
     Panicked,
 }
@@ -85,13 +113,13 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// Connects (initialising transactions) and starts the loop on a dedicated OS thread.
+    /// Starts the loop on a dedicated OS thread; it connects there (waiting for Kafka).
     pub fn spawn(settings: ProcessorSettings) -> Result<Self, ProcessorError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let worker = worker::Worker::new(settings, stop.clone())?;
+        let worker_stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name("logbook-processor".into())
-            .spawn(move || worker.run())
+            .spawn(move || worker::Worker::new(settings, worker_stop)?.run())
             .map_err(|_| ProcessorError::Panicked)?;
         Ok(Self { stop, thread })
     }
@@ -115,9 +143,7 @@ impl Processor {
         settings: ProcessorSettings,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ProcessorError> {
-        let processor = tokio::task::spawn_blocking(move || Processor::spawn(settings))
-            .await
-            .map_err(|_| ProcessorError::Panicked)??;
+        let processor = Processor::spawn(settings)?;
         let stop = processor.stop.clone();
         // dropped with this future (a runtime shutting down drops its tasks): the thread stops
         let _stop_on_drop = StopOnDrop(stop.clone());

@@ -32,14 +32,6 @@ pub fn predict(
         .collect()
 }
 
-/// Whether every event was acknowledged at its predicted offset.
-pub fn confirmed(predicted: &[i64], acknowledged: &HashMap<usize, i64>) -> bool {
-    predicted
-        .iter()
-        .enumerate()
-        .all(|(index, offset)| acknowledged.get(&index) == Some(offset))
-}
-
 /// Where each written partition's next event lands once the transaction commits: after its last
 /// event and the commit marker that follows it.
 pub fn after_commit(
@@ -95,17 +87,6 @@ mod tests {
         let events = [event(0), event(1)];
         assert_eq!(predict(&events, |p| (p == 0).then_some(5)), None);
         assert_eq!(predict(&[], |_| None), Some(vec![]));
-    }
-
-    #[test]
-    fn a_prediction_holds_only_if_every_acknowledgement_matches() {
-        let acked: HashMap<usize, i64> = [(0, 10), (1, 3), (2, 11)].into();
-        assert!(confirmed(&[10, 3, 11], &acked));
-        assert!(!confirmed(&[10, 3, 12], &acked));
-        assert!(
-            !confirmed(&[10, 3, 11, 12], &acked),
-            "a missing report is no confirmation"
-        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Rebuilds a partition's state from the events topic (read_committed) before the processor
-//! decides any command of that partition (DESIGN.md §3, step 3).
+//! decides any command of that partition.
 //!
-//! It is called only after the consumer group has handed the commands partition to this
-//! processor and its committed offset has been fetched, which with `read_committed` waits for any
-//! pending transactional offset commit of a previous owner. So no earlier owner can still have an
-//! open transaction on the events partition: reading to its end sees every committed event.
+//! It is called after the consumer group has handed the commands partition to this processor,
+//! and after an unclear commit. An earlier writer (a previous owner that died or paused, or this
+//! processor's own producer before it was replaced) may still have a transaction open on the
+//! events partition, which could yet commit. So the restore reads until no open transaction
+//! remains: the partition's end as a read_committed reader sees it (the last stable offset) must
+//! reach the high watermark. A dead producer's transaction is aborted by the broker after
+//! `transaction.timeout.ms`; until then the restore waits.
 
 use std::time::{Duration, Instant};
+
+use chrono::Utc;
 
 use logbook_events::kafka::EndOfLogReader;
 use logbook_events::{KafkaSettings, Position, decode};
@@ -32,13 +37,22 @@ pub enum RestoreError {
     Timeout(i32, Duration),
 }
 
-/// Reads events partition `partition` from the start to its end and folds it.
+/// How long a restore may take, and the dedupe window it rebuilds.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreLimits {
+    pub timeout: Duration,
+    pub dedupe_horizon: Duration,
+    pub dedupe_capacity: usize,
+}
+
+/// Reads events partition `partition` from the start until no transaction is open on it, and
+/// folds it.
 pub fn restore_partition(
     kafka: &KafkaSettings,
     partition: i32,
-    dedupe_capacity: usize,
-    timeout: Duration,
+    limits: RestoreLimits,
 ) -> Result<PartitionState, RestoreError> {
+    let timeout = limits.timeout;
     let topic = kafka.topics().events;
     let consumer: BaseConsumer<EndOfLogReader> = kafka
         .client_config()
@@ -50,34 +64,37 @@ pub fn restore_partition(
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .create_with_context(EndOfLogReader)?;
-    let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
-    let mut state = PartitionState::new(dedupe_capacity);
-    state.next_write = Some(high);
-    if high <= low {
-        return Ok(state);
-    }
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-    consumer.assign(&assignment)?;
+    let probe: BaseConsumer = kafka
+        .client_config()
+        .set("isolation.level", "read_uncommitted")
+        .create()?;
     let started = Instant::now();
-    loop {
-        if started.elapsed() > timeout {
-            return Err(RestoreError::Timeout(partition, timeout));
-        }
-        let message = match consumer.poll(Duration::from_millis(100)) {
-            None => continue,
-            // read_committed: end of partition means the last stable offset, which is the high
-            // watermark here since no other writer has an open transaction (module doc).
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(error)) => return Err(error.into()),
-            Some(Ok(message)) => message,
-        };
-        let offset = message.offset();
-        let envelope = decode(message.payload().unwrap_or_default())
-            .map_err(|source| RestoreError::Codec { offset, source })?;
-        state.fold(&envelope, Position::new(partition, offset))?;
-        if offset + 1 >= high {
-            break;
+    let high = stable_end(&consumer, &probe, &topic, partition, timeout)?;
+    let low = consumer.fetch_watermarks(&topic, partition, timeout)?.0;
+    let mut state = PartitionState::new(limits.dedupe_horizon, limits.dedupe_capacity);
+    let now = Utc::now();
+    if high > low {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        consumer.assign(&assignment)?;
+        loop {
+            if started.elapsed() > timeout {
+                return Err(RestoreError::Timeout(partition, timeout));
+            }
+            let message = match consumer.poll(Duration::from_millis(100)) {
+                None => continue,
+                // read_committed: the end is the last stable offset, which was `high`
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => return Err(error.into()),
+                Some(Ok(message)) => message,
+            };
+            let offset = message.offset();
+            let envelope = decode(message.payload().unwrap_or_default())
+                .map_err(|source| RestoreError::Codec { offset, source })?;
+            state.fold(&envelope, Position::new(partition, offset), now)?;
+            if offset + 1 >= high {
+                break;
+            }
         }
     }
     state.next_write = Some(high);
@@ -85,9 +102,40 @@ pub fn restore_partition(
     tracing::info!(
         partition,
         accounts = state.accounts.len(),
+        remembered_commands = state.dedupe.len(),
         events = high,
         ms = started.elapsed().as_millis() as u64,
         "partition restored"
     );
     Ok(state)
+}
+
+/// The partition's end once no transaction is open on it: the last stable offset (what a
+/// read_committed client is told is the end) has reached the high watermark (what a
+/// read_uncommitted client is told).
+fn stable_end<C: rdkafka::consumer::ConsumerContext>(
+    committed: &BaseConsumer<C>,
+    uncommitted: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<i64, RestoreError> {
+    let started = Instant::now();
+    loop {
+        let stable = committed.fetch_watermarks(topic, partition, timeout)?.1;
+        let high = uncommitted.fetch_watermarks(topic, partition, timeout)?.1;
+        if stable >= high {
+            return Ok(high);
+        }
+        if started.elapsed() > timeout {
+            return Err(RestoreError::Timeout(partition, timeout));
+        }
+        tracing::debug!(
+            partition,
+            stable,
+            high,
+            "waiting for an open transaction to end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

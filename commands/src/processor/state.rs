@@ -1,15 +1,29 @@
 //! In-memory state of the partitions a processor owns: every account of the partition with the
-//! hash of its last event, and the recently applied command ids (dedupe).
+//! hash of its last event, and the command ids applied within the dedupe horizon.
 //!
 //! The state of a partition is rebuilt from the events partition when the partition is assigned
 //! and dropped when it is revoked; it is changed only after a transaction commits.
+//!
+//! At most once, without a window to fall out of: a command carries the instant of its first
+//! attempt (`issued_at`). The processor remembers every command id applied within the last
+//! `horizon`, and refuses a command first issued longer ago that it does not remember
+//! ([`Dedupe::expired`]), so a late retry is never applied a second time. Memory is bounded by
+//! a cap: when it is reached the oldest ids are forgotten and the horizon shrinks to what is
+//! still remembered (logged, and shown by `logbook_processor_dedupe_horizon_seconds`).
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use logbook_events::{EventEnvelope, Position};
 use uuid::Uuid;
 
+use crate::domain::intent::{command_of, fingerprint};
 use crate::domain::{Account, apply};
+
+/// Clocks of gateways and processors may differ by this much: an id is remembered this long
+/// past the horizon, measured from when it was applied.
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(60);
 
 /// One account as the processor holds it.
 #[derive(Debug, Clone)]
@@ -34,28 +48,36 @@ impl Slot {
 }
 
 /// What a duplicate of an applied command answers with: the version its last event gave the
-/// account, and that event's offset in the partition. Kept small (16 bytes): a processor holds
-/// one per remembered command id.
+/// account and that event's offset, plus the fingerprint of what the command asked for (a
+/// known id with another payload is refused, not answered as a duplicate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     pub version: u64,
     pub offset: i64,
+    pub fingerprint: u64,
 }
 
-/// Applied command ids of one partition, bounded: the oldest are forgotten first.
+/// Applied command ids of one partition, kept for the horizon and within a cap.
 #[derive(Debug)]
 pub struct Dedupe {
     applied: HashMap<Uuid, Applied>,
-    order: VecDeque<Uuid>,
+    /// Ids in the order they were applied, with when (µs since the epoch).
+    order: VecDeque<(Uuid, i64)>,
+    horizon: Duration,
     capacity: usize,
+    /// Commands first issued at or before this instant (µs) are expired: the cap forgot ids
+    /// applied up to then.
+    floor: i64,
 }
 
 impl Dedupe {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(horizon: Duration, capacity: usize) -> Self {
         Self {
             applied: HashMap::new(),
             order: VecDeque::new(),
+            horizon,
             capacity: capacity.max(1),
+            floor: i64::MIN,
         }
     }
 
@@ -63,16 +85,45 @@ impl Dedupe {
         self.applied.get(command_id).copied()
     }
 
-    /// Records (or moves forward) the outcome of a command id.
-    pub fn record(&mut self, command_id: Uuid, applied: Applied) {
-        if self.applied.insert(command_id, applied).is_none() {
-            self.order.push_back(command_id);
-            while self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.applied.remove(&old);
-                }
-            }
+    /// Records the outcome of a command id applied at `at`.
+    pub fn record(&mut self, command_id: Uuid, applied: Applied, at: DateTime<Utc>) {
+        if self.applied.insert(command_id, applied).is_some() {
+            return;
         }
+        self.order.push_back((command_id, at.timestamp_micros()));
+        if self.order.len() > self.capacity
+            && let Some((old, applied_at)) = self.order.pop_front()
+        {
+            self.applied.remove(&old);
+            let floor = applied_at.saturating_add(micros(CLOCK_SKEW_ALLOWANCE));
+            self.floor = self.floor.max(floor);
+        }
+    }
+
+    /// Forgets the ids applied before the horizon (and the allowance for clock skew).
+    pub fn forget_older(&mut self, now: DateTime<Utc>) {
+        let keep_from = now.timestamp_micros() - micros(self.horizon + CLOCK_SKEW_ALLOWANCE);
+        while let Some((id, at)) = self.order.front().copied() {
+            if at >= keep_from {
+                break;
+            }
+            self.order.pop_front();
+            self.applied.remove(&id);
+        }
+    }
+
+    /// Whether a command first issued at `issued_at` that is not remembered must be refused:
+    /// it is older than the horizon, or older than what the cap still remembers.
+    pub fn expired(&self, issued_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let issued = issued_at.timestamp_micros();
+        issued < now.timestamp_micros() - micros(self.horizon) || issued <= self.floor
+    }
+
+    /// The horizon in effect: the configured one, or less when the cap forgot ids.
+    pub fn effective_horizon(&self, now: DateTime<Utc>) -> Duration {
+        let since_floor = now.timestamp_micros().saturating_sub(self.floor).max(0);
+        self.horizon
+            .min(Duration::from_micros(since_floor.unsigned_abs()))
     }
 
     pub fn len(&self) -> usize {
@@ -84,6 +135,10 @@ impl Dedupe {
     }
 }
 
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// Everything the processor knows about one partition.
 #[derive(Debug)]
 pub struct PartitionState {
@@ -93,6 +148,12 @@ pub struct PartitionState {
     /// the restore, then the offset after our last commit marker (see `positions`). `None`
     /// after an aborted transaction, until a commit tells it again.
     pub next_write: Option<i64>,
+    /// Offset of the partition's last committed event, if any (a saga step found applied
+    /// already answers with it: its effect is at or before it).
+    pub last_offset: Option<i64>,
+    /// `occurred_at` of the partition's last event: new events are stamped strictly later, so
+    /// times increase along a partition (transfer credits rely on it, see `DebitOrigin`).
+    pub last_event_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,17 +178,24 @@ pub enum FoldError {
 }
 
 impl PartitionState {
-    pub fn new(dedupe_capacity: usize) -> Self {
+    pub fn new(dedupe_horizon: Duration, dedupe_capacity: usize) -> Self {
         Self {
             accounts: HashMap::new(),
-            dedupe: Dedupe::new(dedupe_capacity),
+            dedupe: Dedupe::new(dedupe_horizon, dedupe_capacity),
             next_write: None,
+            last_offset: None,
+            last_event_at: None,
         }
     }
 
     /// Folds one committed event of the log into the state (restore path). The log must be
     /// well formed: a gap, a duplicate or a bad hash stops the restore instead of being skipped.
-    pub fn fold(&mut self, envelope: &EventEnvelope, position: Position) -> Result<(), FoldError> {
+    pub fn fold(
+        &mut self,
+        envelope: &EventEnvelope,
+        position: Position,
+        now: DateTime<Utc>,
+    ) -> Result<(), FoldError> {
         let event = envelope
             .decode_account()
             .map_err(|source| FoldError::Decode {
@@ -157,15 +225,22 @@ impl PartitionState {
                 offset: position.offset,
             });
         }
+        let fingerprint = command_of(&slot.account, &event)
+            .map_or(0, |command| fingerprint(envelope.aggregate_id, &command));
         apply(&mut slot.account, &event);
         slot.last_hash = hash;
-        self.dedupe.record(
-            envelope.command_id,
-            Applied {
+        let at = envelope.occurred_at;
+        self.last_event_at = self.last_event_at.max(Some(at));
+        self.last_offset = Some(position.offset);
+        let remember_from = now - CLOCK_SKEW_ALLOWANCE - self.dedupe.horizon;
+        if at >= remember_from {
+            let applied = Applied {
                 version: envelope.sequence,
                 offset: position.offset,
-            },
-        );
+                fingerprint,
+            };
+            self.dedupe.record(envelope.command_id, applied, at);
+        }
         Ok(())
     }
 }
@@ -174,19 +249,50 @@ impl PartitionState {
 mod tests {
     use super::*;
 
+    fn applied(i: u64) -> Applied {
+        Applied {
+            version: i,
+            offset: i as i64,
+            fingerprint: i,
+        }
+    }
+
     #[test]
-    fn dedupe_forgets_the_oldest_beyond_capacity() {
-        let mut dedupe = Dedupe::new(2);
+    fn ids_are_kept_for_the_horizon_and_late_commands_expire() {
+        let horizon = Duration::from_secs(900);
+        let mut dedupe = Dedupe::new(horizon, 100);
+        let t0 = DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let id = Uuid::new_v4();
+        dedupe.record(id, applied(1), t0);
+        let later = t0 + chrono::Duration::seconds(900);
+        dedupe.forget_older(later);
+        assert!(dedupe.get(&id).is_some(), "within the horizon");
+        assert!(!dedupe.expired(t0, later));
+        let much_later = t0 + chrono::Duration::seconds(900 + 61);
+        dedupe.forget_older(much_later);
+        assert!(dedupe.get(&id).is_none(), "forgotten past horizon and skew");
+        assert!(dedupe.expired(t0, much_later), "and a retry is refused");
+        assert!(!dedupe.expired(much_later, much_later));
+    }
+
+    #[test]
+    fn the_cap_shrinks_the_horizon_instead_of_forgetting_silently() {
+        let mut dedupe = Dedupe::new(Duration::from_secs(900), 2);
+        let t0 = Utc::now();
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         for (i, id) in ids.iter().enumerate() {
-            let applied = Applied {
-                version: i as u64,
-                offset: i as i64,
-            };
-            dedupe.record(*id, applied);
+            dedupe.record(
+                *id,
+                applied(i as u64),
+                t0 + chrono::Duration::seconds(i as i64),
+            );
         }
         assert_eq!(dedupe.len(), 2);
         assert!(dedupe.get(&ids[0]).is_none());
-        assert!(dedupe.get(&ids[2]).is_some());
+        // a retry of the forgotten command (first issued at or before t0) is refused
+        assert!(dedupe.expired(t0, t0 + chrono::Duration::seconds(3)));
+        assert!(dedupe.effective_horizon(t0 + chrono::Duration::seconds(3)) < dedupe.horizon);
     }
 }

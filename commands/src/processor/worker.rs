@@ -2,8 +2,11 @@
 //!
 //! collect a batch → drop what an older ownership epoch fetched → restore partitions first seen
 //! in this epoch → plan (pure) → ONE transaction: events, results, consumed offsets → on commit,
-//! merge the planned state. A transaction is always finished (committed or aborted) before the
-//! consumer is polled again, so no transaction spans a rebalance.
+//! merge the planned state; on abort, consume the batch again; on an unclear outcome, drop the
+//! batch's partitions (they are restored from the log) and rewind to the committed offsets. A
+//! transaction is always finished before the consumer is polled again, so no transaction spans
+//! a rebalance. Kafka being away is waited out (backoff, one log line per outage); only what a
+//! restart cannot fix ends the loop.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,28 +16,24 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use logbook_events::{HEADER_TRACEPARENT, Position, encode, event_headers};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
-use super::batch::{Incoming, Plan, PlannedEvent, PlannedOutcome, PositionRef, plan_batch};
-use super::contexts::{DeliveryContext, RebalanceContext, UNTRACKED};
-use super::producing::{send, settle};
-use super::restore::restore_partition;
+use super::batch::{
+    Incoming, Plan, PlanInputs, PlannedEvent, PlannedOutcome, PositionRef, plan_batch,
+};
+use super::delivery::{DeliveryContext, UNTRACKED};
+use super::restore::{RestoreError, RestoreLimits, restore_partition};
 use super::state::{Applied, PartitionState};
 use super::{ProcessorError, ProcessorSettings, clients, positions};
 use crate::envelope::{CommandResult, Outcome};
+use crate::txn::{
+    Backoff, KafkaTxnClient, Outage, RebalanceContext, Transactor, TxnError, group, send,
+};
 
-/// An accepted, non-duplicate command of a committed transaction (goes into the dedupe set).
-struct AppliedCommand {
-    partition: i32,
-    command_id: Uuid,
-    version: u64,
-    position: Position,
-}
+type Client = KafkaTxnClient<DeliveryContext>;
 
 /// A partition's state and the ownership epoch it was restored in.
 struct Owned {
@@ -45,26 +44,19 @@ struct Owned {
 pub(super) struct Worker {
     settings: ProcessorSettings,
     consumer: BaseConsumer<RebalanceContext>,
-    producer: ThreadedProducer<DeliveryContext>,
+    txn: Transactor<Client>,
     owned: HashMap<i32, Owned>,
+    /// The partition count the topics were created with.
+    partitions: i32,
     stop: Arc<AtomicBool>,
+    kafka: Outage,
 }
 
-/// How a failed transaction is recovered.
-enum TxnFailure {
-    /// Abort, rewind the batch and try again.
-    Abortable(KafkaError),
-    /// The producer is unusable: recreate it (which also aborts what it had open).
-    Fatal(KafkaError),
-}
-
-impl From<KafkaError> for TxnFailure {
-    fn from(error: KafkaError) -> Self {
-        match &error {
-            KafkaError::Transaction(rd) if rd.is_fatal() => TxnFailure::Fatal(error),
-            _ => TxnFailure::Abortable(error),
-        }
-    }
+/// Why a step of the loop did not complete.
+enum Failure {
+    /// Kafka is away or slow: wait and try again.
+    Transient(String),
+    Fatal(ProcessorError),
 }
 
 impl Worker {
@@ -72,44 +64,53 @@ impl Worker {
         settings: ProcessorSettings,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, ProcessorError> {
+        let mut kafka = Outage::new("processor", "kafka");
+        let partitions = clients::wait_for(&stop, &mut kafka, || {
+            logbook_events::layout::check(&settings.kafka)
+        })?;
         let consumer = clients::consumer(&settings)?;
-        let producer = clients::transactional_producer(&settings)?;
+        let client = clients::wait_for(&stop, &mut kafka, || clients::producer(&settings))?;
+        let txn = Transactor::new(
+            client,
+            "processor",
+            settings.txn_timeout,
+            settings.txn_timeout * 3,
+            stop.clone(),
+        );
         Ok(Self {
             settings,
             consumer,
-            producer,
+            txn,
             owned: HashMap::new(),
+            partitions,
             stop,
+            kafka,
         })
     }
 
     pub(super) fn run(mut self) -> Result<(), ProcessorError> {
+        let mut backoff = Backoff::default();
         while !self.stop.load(Ordering::Relaxed) {
             let batch = self.collect()?;
             if batch.is_empty() {
                 continue;
             }
-            self.restore_missing(&batch)?;
+            if let Err(failure) = self.restore_missing(&batch) {
+                match failure {
+                    Failure::Fatal(error) => return Err(error),
+                    Failure::Transient(error) => {
+                        self.kafka.failed(&error);
+                        self.rewind(&batch)?;
+                        backoff.sleep();
+                        continue;
+                    }
+                }
+            }
             tracing::debug!(commands = batch.len(), "deciding a batch");
             match self.transact(&batch) {
-                Ok(()) => {}
-                Err(TxnFailure::Abortable(error)) => {
-                    tracing::warn!(%error, "transaction failed: aborting and retrying the batch");
-                    crate::metrics::transaction_aborted();
-                    if let Err(abort_error) =
-                        self.producer.abort_transaction(self.settings.txn_timeout)
-                    {
-                        tracing::error!(%abort_error, "abort failed: recreating the producer");
-                        self.recreate_producer()?;
-                    }
-                    self.rewind(&batch)?;
-                }
-                Err(TxnFailure::Fatal(error)) => {
-                    tracing::error!(%error, "fatal producer error: recreating the producer");
-                    crate::metrics::transaction_aborted();
-                    self.recreate_producer()?;
-                    self.rewind(&batch)?;
-                }
+                None => break,
+                Some(true) => backoff.reset(),
+                Some(false) => backoff.sleep(),
             }
         }
         tracing::info!("processor stopping: no transaction open");
@@ -131,13 +132,17 @@ impl Worker {
             }
             match self.consumer.poll(until - now) {
                 None => {}
+                Some(Err(error)) if group::is_missing_offset(&error) => {
+                    group::start_missing(&self.consumer, &self.settings.group())?;
+                }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "commands consumer error");
+                    self.kafka.failed(&error);
                     if batch.is_empty() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
                 Some(Ok(message)) => {
+                    self.kafka.recovered();
                     let partition = message.partition();
                     let Some(epoch) = self.consumer.context().epoch(message.topic(), partition)
                     else {
@@ -167,207 +172,167 @@ impl Worker {
     }
 
     /// Restores every partition of the batch that has no state for the current epoch.
-    fn restore_missing(&mut self, batch: &[Incoming]) -> Result<(), ProcessorError> {
+    fn restore_missing(&mut self, batch: &[Incoming]) -> Result<(), Failure> {
+        let topic = self.settings.kafka.topics().commands;
         for message in batch {
             if self.owned.contains_key(&message.partition) {
                 continue;
             }
-            let topic = self.settings.kafka.topics().commands;
             let Some(epoch) = self.consumer.context().epoch(&topic, message.partition) else {
                 continue;
             };
-            let state = restore_partition(
-                &self.settings.kafka,
-                message.partition,
-                self.settings.dedupe_capacity,
-                self.settings.restore_timeout,
-            )?;
+            let limits = RestoreLimits {
+                timeout: self.settings.restore_timeout,
+                dedupe_horizon: self.settings.dedupe_horizon,
+                dedupe_capacity: self.settings.dedupe_capacity,
+            };
+            let state = match restore_partition(&self.settings.kafka, message.partition, limits) {
+                Ok(state) => state,
+                Err(error @ (RestoreError::Kafka(_) | RestoreError::Timeout(..))) => {
+                    return Err(Failure::Transient(error.to_string()));
+                }
+                Err(error) => return Err(Failure::Fatal(error.into())),
+            };
             self.owned.insert(message.partition, Owned { epoch, state });
         }
         Ok(())
     }
 
-    /// Decides the batch and writes all of it in one transaction.
-    fn transact(&mut self, batch: &[Incoming]) -> Result<(), TxnFailure> {
+    /// Decides the batch and writes all of it in one transaction. `Some(true)` when it
+    /// committed, `Some(false)` when the batch will be consumed again, `None` on stop.
+    fn transact(&mut self, batch: &[Incoming]) -> Option<bool> {
         let views: HashMap<i32, &PartitionState> = self
             .owned
             .iter()
             .map(|(p, owned)| (*p, &owned.state))
             .collect();
-        let plan = plan_batch(&views, batch, Utc::now(), &mut Uuid::now_v7);
+        let inputs = PlanInputs {
+            now: Utc::now(),
+            partitions: self.partitions,
+            new_id: &mut Uuid::now_v7,
+        };
+        let plan = plan_batch(&views, batch, inputs);
         let predicted = positions::predict(&plan.events, |partition| {
             self.owned.get(&partition)?.state.next_write
         });
-        let timeout = self.settings.txn_timeout;
-        self.producer.context().reset();
-        let started = Instant::now();
-        self.producer.begin_transaction()?;
-        let topics = self.settings.kafka.topics();
-        for (index, event) in plan.events.iter().enumerate() {
-            let (key, payload) = (
-                event.envelope.aggregate_id.to_string(),
-                encode(&event.envelope),
-            );
-            let record = event_record(&topics.events, index, event, &key, &payload);
-            send(&self.producer, record, timeout)?;
-        }
-        let mut applied = match &predicted {
-            Some(offsets) => Some(self.send_results(&plan, |i| offsets.get(i).copied())?),
-            None => None,
+        let Some(offsets) = self.consumed_offsets(&plan) else {
+            let _ = self.rewind(batch);
+            return Some(false);
         };
-        // the offsets travel to the coordinators while the records are acknowledged
-        self.send_offsets(&plan, timeout)?;
-        let offsets_sent = started.elapsed();
-        let acked = self.acknowledged(plan.events.len())?;
-        if let Some(offsets) = &predicted
-            && !positions::confirmed(offsets, &acked)
-        {
-            tracing::warn!("events did not land where predicted: aborting, then waiting for acks");
-            return Err(TxnFailure::Abortable(KafkaError::MessageProduction(
-                RDKafkaErrorCode::Fail,
-            )));
-        }
-        if applied.is_none() {
-            applied = Some(self.send_results(&plan, |i| acked.get(&i).copied())?);
-        }
-        let acks = started.elapsed();
-        settle(&self.producer, timeout)?;
-        let settled = started.elapsed();
-        // fails if a result was not delivered
-        self.producer.commit_transaction(timeout)?;
-        tracing::debug!(
-            results = plan.results.len(),
-            events = plan.events.len(),
-            predicted = predicted.is_some(),
-            offsets_ms = offsets_sent.as_secs_f64() * 1e3,
-            acks_ms = (acks - offsets_sent).as_secs_f64() * 1e3,
-            results_ms = (settled - acks).as_secs_f64() * 1e3,
-            commit_ms = (started.elapsed() - settled).as_secs_f64() * 1e3,
-            "batch committed"
-        );
-        crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
-        let ends = positions::after_commit(&plan.events, &acked);
-        self.merge(plan, applied.unwrap_or_default(), ends);
-        Ok(())
-    }
-
-    /// Waits for the delivery reports of the `count` events: their offsets by index.
-    fn acknowledged(&self, count: usize) -> Result<HashMap<usize, i64>, TxnFailure> {
-        let context = self.producer.context();
-        if !context.wait_settled(count, self.settings.txn_timeout) {
-            return Err(TxnFailure::Abortable(KafkaError::Flush(
-                RDKafkaErrorCode::OperationTimedOut,
-            )));
-        }
-        context.take().map_err(|failure| {
-            tracing::warn!(%failure, "an event was not delivered");
-            TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
-        })
-    }
-
-    /// Sends one result per command, with the position of its last event (`offset_of` an event
-    /// index); returns what the accepted commands applied.
-    fn send_results(
-        &self,
-        plan: &Plan,
-        offset_of: impl Fn(usize) -> Option<i64>,
-    ) -> Result<Vec<AppliedCommand>, TxnFailure> {
-        let topic = self.settings.kafka.topics().results;
-        let mut applied = Vec::new();
-        for result in &plan.results {
-            let outcome = match &result.outcome {
-                PlannedOutcome::Accepted {
-                    version,
-                    position,
-                    duplicate,
-                } => {
-                    let position = match *position {
-                        PositionRef::Known(position) => Some(position),
-                        PositionRef::Pending(index) => {
-                            offset_of(index).map(|o| Position::new(result.partition, o))
-                        }
-                    }
-                    .ok_or_else(|| {
-                        TxnFailure::Abortable(KafkaError::MessageProduction(RDKafkaErrorCode::Fail))
-                    })?;
-                    if !duplicate {
-                        applied.push(AppliedCommand {
-                            partition: result.partition,
-                            command_id: result.command_id,
-                            version: *version,
-                            position,
-                        });
-                    }
-                    Outcome::Accepted {
-                        version: *version,
-                        position: position.to_token(),
-                        duplicate: *duplicate,
+        let started = Instant::now();
+        let (topics, timeout) = (self.settings.kafka.topics(), self.settings.txn_timeout);
+        let outcome = self.txn.run(
+            |client| {
+                client.producer().context().reset();
+                for (index, event) in plan.events.iter().enumerate() {
+                    let key = event.envelope.aggregate_id.to_string();
+                    let payload = encode(&event.envelope);
+                    let record = event_record(&topics.events, index, event, &key, &payload);
+                    send(client.producer(), record, timeout)?;
+                }
+                if let Some(offsets) = &predicted {
+                    send_results(client, &topics.results, &plan, offsets, timeout)?;
+                }
+                Ok(())
+            },
+            &offsets,
+            |client, ()| {
+                let acked = acknowledged(client, plan.events.len(), timeout)?;
+                let landed: Vec<i64> = (0..plan.events.len())
+                    .map(|index| acked.get(&index).copied().unwrap_or(-1))
+                    .collect();
+                match &predicted {
+                    Some(predicted) if *predicted != landed => Err(TxnError::abort(
+                        "events did not land where predicted: aborting, then waiting for acks",
+                    )),
+                    Some(_) => Ok(landed),
+                    None => {
+                        send_results(client, &topics.results, &plan, &landed, timeout)?;
+                        Ok(landed)
                     }
                 }
-                PlannedOutcome::Rejected {
-                    kind,
-                    code,
-                    message,
-                } => Outcome::Rejected {
-                    kind: *kind,
-                    code: (*code).to_string(),
-                    message: message.clone(),
-                },
-            };
-            let record = CommandResult {
-                command_id: result.command_id,
-                aggregate_id: result.aggregate_id,
-                outcome,
-                transfer: result.transfer,
-            };
-            let (key, payload) = (result.command_id.to_string(), record.encode());
-            let record = BaseRecord::with_opaque_to(&topic, UNTRACKED)
-                .key(&key)
-                .payload(&payload);
-            send(&self.producer, record, self.settings.txn_timeout)?;
+            },
+        );
+        match outcome {
+            crate::txn::Outcome::Committed(landed) => {
+                crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
+                self.merge(plan, &landed);
+                Some(true)
+            }
+            crate::txn::Outcome::Aborted(_) => {
+                crate::metrics::transaction_aborted();
+                self.rewind(batch).ok()?;
+                Some(false)
+            }
+            crate::txn::Outcome::Unclear(_) => {
+                crate::metrics::transaction_aborted();
+                self.settle_unclear(batch)?;
+                Some(false)
+            }
+            crate::txn::Outcome::Stopped => None,
         }
-        Ok(applied)
     }
 
-    /// Adds the consumed command offsets to the open transaction (fenced by the group generation).
-    fn send_offsets(&self, plan: &Plan, timeout: Duration) -> Result<(), TxnFailure> {
+    /// The consumed offsets of the batch and the group's metadata (fencing by generation).
+    fn consumed_offsets(
+        &self,
+        plan: &Plan,
+    ) -> Option<(TopicPartitionList, rdkafka::consumer::ConsumerGroupMetadata)> {
         let topic = self.settings.kafka.topics().commands;
         let mut consumed = TopicPartitionList::new();
         for (partition, next) in &plan.next_offsets {
-            consumed.add_partition_offset(&topic, *partition, Offset::Offset(*next))?;
+            consumed
+                .add_partition_offset(&topic, *partition, Offset::Offset(*next))
+                .ok()?;
         }
-        let group = self
-            .consumer
-            .group_metadata()
-            .ok_or(TxnFailure::Abortable(KafkaError::NoMessageReceived))?;
-        self.producer
-            .send_offsets_to_transaction(&consumed, &group, timeout)?;
-        Ok(())
+        Some((consumed, self.consumer.group_metadata()?))
     }
 
     /// The transaction committed: its state becomes the partitions' state.
-    fn merge(&mut self, plan: Plan, applied: Vec<AppliedCommand>, ends: BTreeMap<i32, i64>) {
+    fn merge(&mut self, plan: Plan, landed: &[i64]) {
         crate::metrics::batch_committed(plan.results.len(), plan.events.len());
+        let now = Utc::now();
         for ((partition, aggregate_id), slot) in plan.overlay {
             if let Some(owned) = self.owned.get_mut(&partition) {
                 owned.state.accounts.insert(aggregate_id, slot);
             }
         }
-        for command in applied {
-            if let Some(owned) = self.owned.get_mut(&command.partition) {
-                owned.state.dedupe.record(
-                    command.command_id,
-                    Applied {
-                        version: command.version,
-                        offset: command.position.offset,
-                    },
-                );
+        for (partition, command_id, fingerprint, index) in plan.applied {
+            let (Some(owned), Some(event)) =
+                (self.owned.get_mut(&partition), plan.events.get(index))
+            else {
+                continue;
+            };
+            let applied = Applied {
+                version: event.envelope.sequence,
+                offset: landed[index],
+                fingerprint,
+            };
+            owned
+                .state
+                .dedupe
+                .record(command_id, applied, event.envelope.occurred_at);
+        }
+        for (index, event) in plan.events.iter().enumerate() {
+            if let Some(owned) = self.owned.get_mut(&event.partition) {
+                let last = owned.state.last_offset.unwrap_or(-1).max(landed[index]);
+                owned.state.last_offset = Some(last);
             }
         }
-        for (partition, end) in ends {
+        let acked: HashMap<usize, i64> = landed.iter().copied().enumerate().collect();
+        for (partition, end) in positions::after_commit(&plan.events, &acked) {
             if let Some(owned) = self.owned.get_mut(&partition) {
                 owned.state.next_write = Some(end);
             }
+        }
+        for (partition, at) in plan.last_event_at {
+            if let Some(owned) = self.owned.get_mut(&partition) {
+                owned.state.last_event_at = owned.state.last_event_at.max(Some(at));
+            }
+        }
+        for (partition, owned) in &mut self.owned {
+            owned.state.dedupe.forget_older(now);
+            crate::metrics::dedupe_horizon(*partition, owned.state.dedupe.effective_horizon(now));
         }
     }
 
@@ -376,37 +341,118 @@ impl Worker {
     /// commit offsets past commands that were never applied.
     fn rewind(&mut self, batch: &[Incoming]) -> Result<(), ProcessorError> {
         let topic = self.settings.kafka.topics().commands;
-        let mut first: HashMap<i32, i64> = HashMap::new();
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in batch {
-            let offset = first.entry(message.partition).or_insert(message.offset);
+            let offset = first
+                .entry((topic.clone(), message.partition))
+                .or_insert(message.offset);
             *offset = (*offset).min(message.offset);
         }
         // the aborted records and the abort marker took offsets: the next commit tells the end
-        for partition in first.keys() {
+        for (_, partition) in first.keys() {
             if let Some(owned) = self.owned.get_mut(partition) {
                 owned.state.next_write = None;
             }
         }
-        for (partition, offset) in first {
-            if let Err(error) = self.consumer.seek(
-                &topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(5),
-            ) {
-                if self.consumer.context().epoch(&topic, partition).is_some() {
-                    return Err(ProcessorError::Kafka(error));
-                }
-                self.owned.remove(&partition);
-            }
-        }
+        let context = self.consumer.context();
+        group::rewind_to(&self.consumer, &first, |t, p| context.epoch(t, p).is_some())?;
         Ok(())
     }
 
-    fn recreate_producer(&mut self) -> Result<(), ProcessorError> {
-        self.producer = clients::transactional_producer(&self.settings)?;
-        Ok(())
+    /// After an unclear commit (the producer was replaced, so the old transaction is settled):
+    /// forget the batch's partitions, to be restored from the log, and go back to the committed
+    /// offsets, which tell whether the transaction landed. `None` on stop.
+    fn settle_unclear(&mut self, batch: &[Incoming]) -> Option<()> {
+        let topic = self.settings.kafka.topics().commands;
+        let mut partitions: Vec<(String, i32)> =
+            batch.iter().map(|m| (topic.clone(), m.partition)).collect();
+        partitions.sort();
+        partitions.dedup();
+        for (_, partition) in &partitions {
+            self.owned.remove(partition);
+        }
+        let mut backoff = Backoff::default();
+        loop {
+            let context = self.consumer.context();
+            match group::rewind_to_committed(&self.consumer, &partitions, |t, p| {
+                context.epoch(t, p).is_some()
+            }) {
+                Ok(()) => return Some(()),
+                Err(error) => self.kafka.failed(&error),
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            backoff.sleep();
+        }
     }
+}
+
+/// Waits for the delivery reports of the `count` events: their offsets by index.
+fn acknowledged(
+    client: &Client,
+    count: usize,
+    timeout: Duration,
+) -> Result<HashMap<usize, i64>, TxnError> {
+    let context = client.producer().context();
+    if !context.wait_settled(count, timeout) {
+        return Err(TxnError::abort("events not acknowledged in time"));
+    }
+    context.take().map_err(|failure| {
+        tracing::warn!(%failure, "an event was not delivered");
+        TxnError::abort(format!("an event was not delivered: {failure}"))
+    })
+}
+
+/// Sends one result per command, with the position of its last event (`offsets` by event
+/// index).
+fn send_results(
+    client: &Client,
+    topic: &str,
+    plan: &Plan,
+    offsets: &[i64],
+    timeout: Duration,
+) -> Result<(), TxnError> {
+    for result in &plan.results {
+        let outcome = match &result.outcome {
+            PlannedOutcome::Accepted {
+                version,
+                position,
+                duplicate,
+            } => {
+                let position = match *position {
+                    PositionRef::Known(position) => position,
+                    PositionRef::Pending(index) => Position::new(result.partition, offsets[index]),
+                };
+                Outcome::Accepted {
+                    version: *version,
+                    position: position.to_token(),
+                    duplicate: *duplicate,
+                }
+            }
+            PlannedOutcome::Rejected {
+                kind,
+                code,
+                message,
+            } => Outcome::Rejected {
+                kind: *kind,
+                code: (*code).to_string(),
+                message: message.clone(),
+            },
+        };
+        let record = CommandResult {
+            command_id: result.command_id,
+            aggregate_id: result.aggregate_id,
+            outcome,
+            transfer: result.transfer,
+        };
+        let (key, payload) = (result.command_id.to_string(), record.encode());
+        let record = BaseRecord::with_opaque_to(topic, UNTRACKED)
+            .key(&key)
+            .payload(&payload);
+        send(client.producer(), record, timeout)?;
+    }
+    Ok(())
 }
 
 /// The Kafka record of a planned event; `index` comes back with its delivery report.

@@ -3,54 +3,79 @@
 //!
 //! One consumer group reads the events topic and the results topic (read_committed). For each
 //! batch it produces the next steps' commands ([`steps`]) and commits its consumed offsets of both
-//! topics in ONE Kafka transaction: a crash can neither lose a step (the offsets are not
-//! committed without the commands) nor double one (deterministic command ids, deduped by the
-//! processors).
+//! topics in ONE Kafka transaction ([`crate::txn`]): a crash can neither lose a step (the offsets
+//! are not committed without the commands) nor double one (the accounts apply each step once by
+//! their state). An unclear commit is settled by replacing the producer, then the saga goes back
+//! to the committed offsets. A record it cannot decode stops its partition (error log and
+//! `logbook_saga_poison_total`) instead of being skipped.
 
 pub mod steps;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use logbook_events::{KafkaSettings, decode};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use uuid::Uuid;
 
 use crate::envelope::{CommandEnvelope, CommandResult};
-use crate::processor::contexts::RebalanceContext;
+use crate::txn::{
+    Backoff, GroupError, GroupSettings, KafkaTxnClient, MissingOffsets, Outage, Outcome,
+    RebalanceContext, Transactor, TxnError, group, send, transactional_id,
+};
 
 #[derive(Debug, Clone)]
 pub struct SagaSettings {
     pub kafka: KafkaSettings,
     pub group_id: String,
+    /// This process instance (its transactional id is `<group_id>-<instance_id>`).
+    pub instance_id: String,
     pub batch_max: usize,
     pub batch_linger: Duration,
     pub txn_timeout: Duration,
+    pub session_timeout: Duration,
+    pub missing_offsets: MissingOffsets,
 }
 
 impl SagaSettings {
     pub fn new(kafka: KafkaSettings) -> Self {
-        let group_id = format!("{}.sagas", kafka.topic_prefix);
+        let group_id = kafka.groups().sagas;
         Self {
             kafka,
             group_id,
+            instance_id: uuid::Uuid::now_v7().simple().to_string(),
             batch_max: 500,
             batch_linger: Duration::from_millis(5),
             txn_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(6),
+            missing_offsets: MissingOffsets::Refuse,
+        }
+    }
+
+    fn group(&self) -> GroupSettings {
+        GroupSettings {
+            kafka: self.kafka.clone(),
+            group_id: self.group_id.clone(),
+            session_timeout: self.session_timeout,
+            missing_offsets: self.missing_offsets,
         }
     }
 }
 
+/// Why the saga stopped: only what a restart cannot fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("transactional producer: {0}")]
+    Producer(#[from] TxnError),
+    #[error(transparent)]
+    Group(#[from] GroupError),
     #[error("saga thread panicked")]
     Panicked,
 }
@@ -63,7 +88,8 @@ pub async fn run_until(
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
     let _stop_on_drop = crate::processor::StopOnDrop(stop.clone());
-    let joined = tokio::task::spawn_blocking(move || Saga::new(settings)?.run(&thread_stop));
+    let joined =
+        tokio::task::spawn_blocking(move || Saga::new(settings, &thread_stop)?.run(&thread_stop));
     tokio::pin!(joined);
     tokio::select! {
         result = &mut joined => return result.map_err(|_| SagaError::Panicked)?,
@@ -72,13 +98,18 @@ pub async fn run_until(
     joined.await.map_err(|_| SagaError::Panicked)?
 }
 
+type Client = KafkaTxnClient<DefaultProducerContext>;
+
 struct Saga {
     settings: SagaSettings,
     consumer: BaseConsumer<RebalanceContext>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    txn: Transactor<Client>,
+    /// Partitions stopped on a record that cannot be decoded (until the saga restarts).
+    poisoned: HashSet<(String, i32)>,
+    kafka: Outage,
 }
 
-/// A consumed record, with the ownership epoch of its partition.
+/// A consumed record, with the ownership epoch of its partition and the step it causes.
 struct Consumed {
     topic: String,
     partition: i32,
@@ -88,38 +119,48 @@ struct Consumed {
 }
 
 impl Saga {
-    fn new(settings: SagaSettings) -> Result<Self, SagaError> {
+    fn new(settings: SagaSettings, stop: &Arc<AtomicBool>) -> Result<Self, SagaError> {
         let topics = settings.kafka.topics();
-        let consumer: BaseConsumer<RebalanceContext> = settings
-            .kafka
-            .client_config()
-            .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "20")
-            .create_with_context(RebalanceContext::default())?;
-        consumer.subscribe(&[&topics.events, &topics.results])?;
-        let producer = Self::producer(&settings)?;
+        let consumer = group::consumer(
+            &settings.group(),
+            &[&topics.events, &topics.results],
+            RebalanceContext::new("saga"),
+        )?;
+        let mut kafka = Outage::new("saga", "kafka");
+        let mut backoff = Backoff::default();
+        let client = loop {
+            match Self::producer(&settings) {
+                Ok(client) => break client,
+                Err(error) if !stop.load(Ordering::Relaxed) => {
+                    kafka.failed(&error);
+                    backoff.sleep();
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        kafka.recovered();
+        let txn = Transactor::new(
+            client,
+            "saga",
+            settings.txn_timeout,
+            settings.txn_timeout * 3,
+            stop.clone(),
+        );
         Ok(Self {
             settings,
             consumer,
-            producer,
+            txn,
+            poisoned: HashSet::new(),
+            kafka,
         })
     }
 
-    fn producer(
-        settings: &SagaSettings,
-    ) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
-        let producer: ThreadedProducer<DefaultProducerContext> = settings
-            .kafka
-            .client_config()
+    fn producer(settings: &SagaSettings) -> Result<Client, TxnError> {
+        let mut config = settings.kafka.client_config();
+        config
             .set(
                 "transactional.id",
-                format!("{}-{}", settings.group_id, Uuid::now_v7()),
+                transactional_id(&settings.group_id, &settings.instance_id),
             )
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
@@ -128,38 +169,39 @@ impl Saga {
             .set(
                 "transaction.timeout.ms",
                 (settings.txn_timeout * 2).as_millis().to_string(),
-            )
-            .create()?;
-        producer.init_transactions(settings.txn_timeout)?;
-        Ok(producer)
+            );
+        KafkaTxnClient::connect(config, || DefaultProducerContext, settings.txn_timeout)
     }
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), SagaError> {
+        let mut backoff = Backoff::default();
         while !stop.load(Ordering::Relaxed) {
-            let batch = self.collect(stop);
+            let batch = self.collect(stop)?;
             if batch.is_empty() {
                 continue;
             }
-            if let Err(error) = self.transact(&batch) {
-                tracing::warn!(%error, "saga transaction failed: aborting and rewinding");
-                let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
-                if fatal
-                    || self
-                        .producer
-                        .abort_transaction(self.settings.txn_timeout)
-                        .is_err()
-                {
-                    self.producer = Self::producer(&self.settings)?;
-                }
+            let Some(group) = self.consumer.group_metadata() else {
                 self.rewind(&batch)?;
+                continue;
+            };
+            match self.transact(&batch, group) {
+                Outcome::Committed(()) => backoff.reset(),
+                Outcome::Aborted(_) => {
+                    self.rewind(&batch)?;
+                    backoff.sleep();
+                }
+                Outcome::Unclear(_) => {
+                    self.rewind_to_committed(&batch, stop);
+                    backoff.sleep();
+                }
+                Outcome::Stopped => break,
             }
         }
         self.consumer.unsubscribe();
         Ok(())
     }
 
-    fn collect(&self, stop: &AtomicBool) -> Vec<Consumed> {
-        let (events_topic, now) = (self.settings.kafka.topics().events, chrono::Utc::now());
+    fn collect(&mut self, stop: &AtomicBool) -> Result<Vec<Consumed>, SagaError> {
         let mut batch = Vec::new();
         let idle_until = Instant::now() + Duration::from_millis(100);
         let mut deadline: Option<Instant> = None;
@@ -170,96 +212,152 @@ impl Saga {
             };
             let message = match self.consumer.poll(wait) {
                 None => continue,
+                Some(Err(error)) if group::is_missing_offset(&error) => {
+                    group::start_missing(&self.consumer, &self.settings.group())?;
+                    continue;
+                }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "saga consumer error");
+                    self.kafka.failed(&error);
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
                 Some(Ok(message)) => message,
             };
-            let context = self.consumer.context();
-            let Some(epoch) = context.epoch(message.topic(), message.partition()) else {
+            self.kafka.recovered();
+            let Some(epoch) = self
+                .consumer
+                .context()
+                .epoch(message.topic(), message.partition())
+            else {
                 continue;
             };
-            let payload = message.payload().unwrap_or_default();
-            let command = if message.topic() == events_topic {
-                decode(payload)
-                    .ok()
-                    .and_then(|envelope| steps::on_event(&envelope, now))
-            } else {
-                CommandResult::decode(payload)
-                    .ok()
-                    .and_then(|result| steps::on_result(&result, now))
-            };
-            batch.push(Consumed {
-                topic: message.topic().to_string(),
-                partition: message.partition(),
-                offset: message.offset(),
-                epoch,
-                command,
-            });
+            let key = (message.topic().to_string(), message.partition());
+            if self.poisoned.contains(&key) {
+                continue;
+            }
+            match self.step_of(&message) {
+                Ok(command) => batch.push(Consumed {
+                    topic: key.0.clone(),
+                    partition: key.1,
+                    offset: message.offset(),
+                    epoch,
+                    command,
+                }),
+                Err(error) => {
+                    let offset = message.offset();
+                    drop(message);
+                    self.poison(key, offset, &error);
+                }
+            }
             deadline.get_or_insert_with(|| Instant::now() + self.settings.batch_linger);
         }
         // what an earlier ownership of a partition fetched is dropped: the new owner reads it
         let context = self.consumer.context();
         batch.retain(|c| context.epoch(&c.topic, c.partition) == Some(c.epoch));
-        batch
+        batch.retain(|c| !self.poisoned.contains(&(c.topic.clone(), c.partition)));
+        Ok(batch)
     }
 
-    fn transact(&self, batch: &[Consumed]) -> Result<(), KafkaError> {
+    /// The step a record causes, or why it cannot be read.
+    fn step_of(&self, message: &BorrowedMessage<'_>) -> Result<Option<CommandEnvelope>, String> {
+        let now = chrono::Utc::now();
+        let payload = message.payload().unwrap_or_default();
+        if message.topic() == self.settings.kafka.topics().events {
+            let envelope = decode(payload).map_err(|e| e.to_string())?;
+            steps::on_event(&envelope, message.partition(), now).map_err(|e| e.to_string())
+        } else {
+            let result = CommandResult::decode(payload).map_err(|e| e.to_string())?;
+            Ok(steps::on_result(&result, now))
+        }
+    }
+
+    /// Stops a partition at a record that cannot be decoded: nothing after it is read or
+    /// committed until an operator looks (and the saga restarts).
+    fn poison(&mut self, (topic, partition): (String, i32), offset: i64, error: &str) {
+        tracing::error!(
+            topic,
+            partition,
+            offset,
+            error,
+            "saga: undecodable record; the partition is stopped at it"
+        );
+        metrics::counter!("logbook_saga_poison_total", "topic" => topic.clone()).increment(1);
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&topic, partition);
+        if let Err(error) = self.consumer.pause(&list) {
+            tracing::warn!(%error, "could not pause the poisoned partition");
+        }
+        self.poisoned.insert((topic, partition));
+    }
+
+    fn transact(&mut self, batch: &[Consumed], group: ConsumerGroupMetadata) -> Outcome<()> {
         let timeout = self.settings.txn_timeout;
         let commands_topic = self.settings.kafka.topics().commands;
-        self.producer.begin_transaction()?;
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for consumed in batch {
             let offset = next
                 .entry((&consumed.topic, consumed.partition))
                 .or_insert(0);
             *offset = (*offset).max(consumed.offset + 1);
-            let Some(command) = &consumed.command else {
-                continue;
-            };
-            let (key, payload) = (command.aggregate_id.to_string(), command.encode());
-            let record = BaseRecord::to(&commands_topic).key(&key).payload(&payload);
-            crate::processor::send(&self.producer, record, timeout)?;
-            metrics::counter!("logbook_saga_steps_total").increment(1);
         }
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
-            offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+            if offsets
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
+                .is_err()
+            {
+                return Outcome::Aborted(TxnError::abort("invalid offset"));
+            }
         }
-        let group = self
-            .consumer
-            .group_metadata()
-            .ok_or(KafkaError::NoMessageReceived)?;
-        self.producer
-            .send_offsets_to_transaction(&offsets, &group, timeout)?;
-        crate::processor::settle(&self.producer, timeout)?;
-        self.producer.commit_transaction(timeout)
+        self.txn.run(
+            |client| {
+                for command in batch.iter().filter_map(|c| c.command.as_ref()) {
+                    let (key, payload) = (command.aggregate_id.to_string(), command.encode());
+                    let record = BaseRecord::to(&commands_topic).key(&key).payload(&payload);
+                    send(client.producer(), record, timeout)?;
+                    metrics::counter!("logbook_saga_steps_total").increment(1);
+                }
+                Ok(())
+            },
+            &(offsets, group),
+            |_, ()| Ok(()),
+        )
     }
 
     /// Consume the batch again after an abort; a partition still ours that cannot be rewound
     /// stops the saga rather than skip its records.
     fn rewind(&self, batch: &[Consumed]) -> Result<(), SagaError> {
-        let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for consumed in batch {
             let offset = first
-                .entry((&consumed.topic, consumed.partition))
+                .entry((consumed.topic.clone(), consumed.partition))
                 .or_insert(consumed.offset);
             *offset = (*offset).min(consumed.offset);
         }
-        for ((topic, partition), offset) in first {
-            let seek = self.consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(5),
-            );
-            if let Err(error) = seek
-                && self.consumer.context().epoch(topic, partition).is_some()
-            {
-                return Err(SagaError::Kafka(error));
-            }
-        }
+        let context = self.consumer.context();
+        group::rewind_to(&self.consumer, &first, |t, p| context.epoch(t, p).is_some())?;
         Ok(())
+    }
+
+    /// After an unclear commit (settled by the producer's replacement): back to the committed
+    /// offsets, which tell whether the transaction landed.
+    fn rewind_to_committed(&mut self, batch: &[Consumed], stop: &AtomicBool) {
+        let mut partitions: Vec<(String, i32)> = batch
+            .iter()
+            .map(|c| (c.topic.clone(), c.partition))
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        let mut backoff = Backoff::default();
+        while !stop.load(Ordering::Relaxed) {
+            let context = self.consumer.context();
+            match group::rewind_to_committed(&self.consumer, &partitions, |t, p| {
+                context.epoch(t, p).is_some()
+            }) {
+                Ok(()) => return,
+                Err(error) => self.kafka.failed(&error),
+            }
+            backoff.sleep();
+        }
     }
 }

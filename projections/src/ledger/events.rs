@@ -97,6 +97,7 @@ pub(super) fn line_of(
             amount,
             balance_after,
             reference,
+            ..
         } => (
             LineKind::TransferCredit,
             *amount,

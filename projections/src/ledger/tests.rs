@@ -180,6 +180,7 @@ fn transfer_legs_merge_in_any_order() {
         amount: 100,
         balance_after: 100,
         reference: None,
+        debit: None,
     };
     let mut slices = vec![
         slice_of(

@@ -167,6 +167,8 @@ impl Generator {
                     amount,
                     balance_after: b + amount,
                     reference: None,
+                    // schema version 1, as logs written before version 2 hold
+                    debit: None,
                 },
                 out,
             );

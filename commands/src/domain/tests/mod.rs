@@ -1,13 +1,15 @@
 //! Rule-by-rule tests of the aggregate in given-events / when-command / then style:
 //! the shared helpers and fixtures; the rules are in `lifecycle` and `money`.
 
-use logbook_events::{AccountEvent, Currency};
+use chrono::{DateTime, Utc};
+use logbook_events::{AccountEvent, Currency, DebitOrigin};
 use uuid::Uuid;
 
 use super::*;
 
 mod lifecycle;
 mod money;
+mod transfers;
 
 pub(super) const ME: Uuid = Uuid::from_u128(0xA);
 pub(super) const OTHER: Uuid = Uuid::from_u128(0xB);
@@ -50,6 +52,11 @@ impl Then {
 
     pub(super) fn then_error(self, expected: DomainError) {
         assert_eq!(self.1, Err(expected));
+    }
+
+    /// Accepted with nothing to write: the step was applied already.
+    pub(super) fn then_nothing(self) {
+        assert_eq!(self.1, Ok(Vec::new()));
     }
 }
 
@@ -100,13 +107,46 @@ pub(super) fn debit_for_transfer(amount: i64) -> AccountCommand {
     }
 }
 
+/// The origin of a debit on source partition `partition`, `seconds` after a fixed instant.
+pub(super) fn origin(partition: i32, seconds: i64) -> DebitOrigin {
+    let base: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("instant");
+    DebitOrigin {
+        partition,
+        at: base + chrono::Duration::seconds(seconds),
+    }
+}
+
 pub(super) fn credit_for_transfer(amount: i64, currency: Currency) -> AccountCommand {
+    credit_from(amount, currency, origin(0, 0))
+}
+
+pub(super) fn credit_from(amount: i64, currency: Currency, debit: DebitOrigin) -> AccountCommand {
     AccountCommand::CreditForTransfer {
         transfer_id: TRANSFER,
         from_account_id: OTHER,
         amount,
         currency,
         reference: None,
+        debit,
+    }
+}
+
+pub(super) fn debited(amount: i64, balance_after: i64) -> AccountEvent {
+    AccountEvent::TransferDebited {
+        transfer_id: TRANSFER,
+        to_account_id: OTHER,
+        amount,
+        currency: eur(),
+        balance_after,
+        reference: None,
+    }
+}
+
+pub(super) fn complete(amount: i64) -> AccountCommand {
+    AccountCommand::CompleteTransfer {
+        transfer_id: TRANSFER,
+        to_account_id: OTHER,
+        amount,
     }
 }
 
@@ -130,6 +170,7 @@ pub(super) fn every_command() -> Vec<AccountCommand> {
         debit_for_transfer(1),
         credit_for_transfer(1, eur()),
         refund(1),
+        complete(1),
         AccountCommand::Freeze { reason: None },
         AccountCommand::Unfreeze { reason: None },
         AccountCommand::Close { reason: None },

@@ -72,6 +72,7 @@ fn debits_stop_at_the_overdraft_limit() {
 #[test]
 fn frozen_accounts_take_credits_but_no_debits() {
     let history = [opened(10), deposited(100, 100), frozen()];
+    let in_flight = [opened(10), deposited(105, 105), debited(5, 100), frozen()];
     given(&history)
         .when(withdraw(1))
         .then_error(DomainError::AccountFrozen);
@@ -87,8 +88,9 @@ fn frozen_accounts_take_credits_but_no_debits() {
             amount: 5,
             balance_after: 105,
             reference: None,
+            debit: Some(origin(0, 0)),
         }]);
-    given(&history)
+    given(&in_flight)
         .when(refund(5))
         .then(&[AccountEvent::TransferRefunded {
             transfer_id: TRANSFER,
@@ -117,6 +119,7 @@ fn transfers_need_two_different_accounts() {
         amount: 1,
         currency: eur(),
         reference: None,
+        debit: origin(0, 0),
     };
     given(&[opened(0)])
         .when(from_self)
@@ -165,9 +168,27 @@ fn balance_arithmetic_is_checked() {
     given(&[opened(0), near_max.clone()])
         .when(credit_for_transfer(2, eur()))
         .then_error(DomainError::BalanceOverflow);
-    given(&[opened(0), near_max])
-        .when(refund(2))
+    // deposits stop at MAX_BALANCE (balance + transfers in flight), far below i64::MAX
+    given(&[opened(0), deposited(MAX_BALANCE, MAX_BALANCE)])
+        .when(deposit(1))
         .then_error(DomainError::BalanceOverflow);
+    // so money in flight always fits back in
+    let in_flight = [
+        opened(0),
+        deposited(MAX_BALANCE, MAX_BALANCE),
+        debited(2, MAX_BALANCE - 2),
+    ];
+    given(&in_flight)
+        .when(deposit(1))
+        .then_error(DomainError::BalanceOverflow);
+    given(&in_flight)
+        .when(refund(2))
+        .then(&[AccountEvent::TransferRefunded {
+            transfer_id: TRANSFER,
+            amount: 2,
+            balance_after: MAX_BALANCE,
+            reason: "target closed".into(),
+        }]);
     let near_min = AccountEvent::FundsWithdrawn {
         amount: 1,
         balance_after: i64::MIN + 1,

@@ -1,84 +1,12 @@
-//! librdkafka callbacks of the processor's clients.
-//!
-//! [`RebalanceContext`] counts an *epoch* per assigned topic partition: every assignment or revocation
-//! moves it on. A message is processed only if it was received in the partition's current epoch
-//! and the partition's state was restored in that same epoch, so nothing fetched or restored
-//! under an earlier ownership is ever used. [`DeliveryContext`] collects the offsets the broker
-//! gave to the records of the open transaction (they become the `position` tokens).
+//! The processor producer's delivery reports: [`DeliveryContext`] collects the offsets the
+//! broker gave to the records of the open transaction (they become the `position` tokens).
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{ClientContext, Message};
-
-/// Per-partition ownership epochs of the commands topic.
-#[derive(Debug, Default)]
-pub struct RebalanceContext {
-    epochs: Mutex<HashMap<(String, i32), u64>>,
-    counter: Mutex<u64>,
-}
-
-impl RebalanceContext {
-    /// The current epoch of a partition; `None` when not assigned.
-    pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
-        self.epochs
-            .lock()
-            .ok()?
-            .get(&(topic.to_string(), partition))
-            .copied()
-    }
-
-    fn bump(&self, partitions: impl Iterator<Item = (String, i32)>, assigned: bool) {
-        let (Ok(mut epochs), Ok(mut counter)) = (self.epochs.lock(), self.counter.lock()) else {
-            return;
-        };
-        for partition in partitions {
-            *counter += 1;
-            if assigned {
-                epochs.insert(partition, *counter);
-            } else {
-                epochs.remove(&partition);
-            }
-        }
-    }
-}
-
-impl ClientContext for RebalanceContext {}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let partitions: Vec<(String, i32)> = list
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect();
-            tracing::info!(?partitions, "partitions revoked");
-            crate::metrics::rebalanced("revoke");
-            self.bump(partitions.into_iter(), false);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let partitions: Vec<(String, i32)> = list
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                tracing::info!(?partitions, "partitions assigned");
-                crate::metrics::rebalanced("assign");
-                self.bump(partitions.into_iter(), true);
-            }
-            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
-            Rebalance::Revoke(_) => {}
-        }
-    }
-}
 
 /// Opaque of a record whose delivery report is not tracked (the command results: the commit
 /// flushes them and fails if one is not delivered).

@@ -1,0 +1,177 @@
+//! The consumer side of a transactional loop: group membership, where partitions start, and
+//! rewinding.
+//!
+//! Offsets are committed only inside transactions (no auto commit) and read back with
+//! `read_committed`, which also makes the committed-offset fetch wait for a previous owner's
+//! pending transaction (KIP-447). A partition that holds data but has no committed offset is
+//! refused ([`MissingOffsets::Refuse`]): on a log kept for ever, resetting to the beginning would
+//! replay all history, and resetting to the end would skip what was never processed. Fresh
+//! installations get their first offsets from `logbook topics` (`logbook_events::layout`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use logbook_events::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a loop does with a partition that holds data but has no committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingOffsets {
+    /// Stop with an error that says what to do (the default).
+    #[default]
+    Refuse,
+    /// Start at the beginning of the partition (replays history: see docs/operations.md).
+    Earliest,
+    /// Start at the end (skips what was never processed).
+    Latest,
+}
+
+/// Group membership of a loop.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub kafka: KafkaSettings,
+    pub group_id: String,
+    /// `session.timeout.ms`: how soon a dead member's partitions move.
+    pub session_timeout: Duration,
+    pub missing_offsets: MissingOffsets,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "group {group} has no committed offset for {partitions:?}, which hold data: refusing to \
+         replay or skip history. If the offsets were lost on purpose, start once with \
+         --missing-offsets earliest (replay; see docs/operations.md) or latest (skip)"
+    )]
+    OffsetsMissing {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
+}
+
+/// A member of `settings.group_id` subscribed to `topics`: manual offsets, read_committed,
+/// incremental rebalances, and no automatic offset reset.
+pub fn consumer<C: ConsumerContext>(
+    settings: &GroupSettings,
+    topics: &[&str],
+    context: C,
+) -> Result<BaseConsumer<C>, KafkaError> {
+    let millis = |d: Duration| d.as_millis().to_string();
+    let consumer: BaseConsumer<C> = settings
+        .kafka
+        .client_config()
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("isolation.level", "read_committed")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", millis(settings.session_timeout))
+        .set(
+            "heartbeat.interval.ms",
+            millis(settings.session_timeout / 6),
+        )
+        .set("fetch.wait.max.ms", "20")
+        .set("fetch.min.bytes", "1")
+        .create_with_context(context)?;
+    consumer.subscribe(topics)?;
+    Ok(consumer)
+}
+
+/// Whether a consumer error says that a partition has no committed offset.
+pub fn is_missing_offset(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)
+    )
+}
+
+/// Handles partitions without a committed offset (after [`is_missing_offset`]): an empty one
+/// starts at its beginning; one with data is refused, or reset as `settings` says.
+pub fn start_missing<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    settings: &GroupSettings,
+) -> Result<(), GroupError> {
+    let assignment = consumer.assignment()?;
+    let committed = consumer.committed_offsets(assignment, TIMEOUT)?;
+    let mut refused = Vec::new();
+    for element in committed.elements() {
+        if matches!(element.offset(), Offset::Offset(_)) {
+            continue;
+        }
+        let (topic, partition) = (element.topic(), element.partition());
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let start = match settings.missing_offsets {
+            _ if low == high => Offset::Offset(low),
+            MissingOffsets::Refuse => {
+                refused.push((topic.to_string(), partition));
+                continue;
+            }
+            MissingOffsets::Earliest => Offset::Offset(low),
+            MissingOffsets::Latest => Offset::Offset(high),
+        };
+        if low != high {
+            tracing::warn!(
+                group = %settings.group_id,
+                topic,
+                partition,
+                ?start,
+                "no committed offset: starting where --missing-offsets says"
+            );
+        }
+        consumer.seek(topic, partition, start, TIMEOUT)?;
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(GroupError::OffsetsMissing {
+            group: settings.group_id.clone(),
+            partitions: refused,
+        })
+    }
+}
+
+/// Seeks each partition to the offset given (the first record of an aborted batch). A
+/// partition that is no longer assigned is skipped: its new owner reads it.
+pub fn rewind_to<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    firsts: &BTreeMap<(String, i32), i64>,
+    assigned: impl Fn(&str, i32) -> bool,
+) -> Result<(), KafkaError> {
+    for ((topic, partition), offset) in firsts {
+        if let Err(error) = consumer.seek(topic, *partition, Offset::Offset(*offset), TIMEOUT)
+            && assigned(topic, *partition)
+        {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Seeks each partition back to the group's committed offset (after an unclear commit, once the
+/// old transaction is settled: the committed offsets then tell whether it landed).
+pub fn rewind_to_committed<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[(String, i32)],
+    assigned: impl Fn(&str, i32) -> bool,
+) -> Result<(), KafkaError> {
+    let mut wanted = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
+    let mut firsts = BTreeMap::new();
+    for element in committed.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            firsts.insert((element.topic().to_string(), element.partition()), offset);
+        }
+    }
+    rewind_to(consumer, &firsts, assigned)
+}

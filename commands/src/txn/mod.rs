@@ -1,0 +1,27 @@
+//! The Kafka transactional loop shared by the command processor and the transfer saga:
+//! consume a batch, decide, write it and the consumed offsets in ONE transaction, and rewind
+//! when the transaction does not commit.
+//!
+//! - [`group`]: group membership (read_committed, manual offsets), where partitions start
+//!   (refusing partitions whose committed offsets are lost), rewinding;
+//! - [`epochs`]: ownership epochs per partition, so nothing fetched under an earlier
+//!   ownership is used;
+//! - [`transactor`]: one transaction and its failure handling (retry what librdkafka says to
+//!   retry, abort what cannot commit, and never take an unclear commit for an abort);
+//! - [`producer`]: the transactional producer with an id stable for the process instance;
+//! - [`backoff`]: waiting out an unavailable broker, logging once per outage.
+//!
+//! The projector keeps its offsets in PostgreSQL and shares only [`backoff`] and [`epochs`]'s
+//! idea; it has its own loop in `logbook-projections`.
+
+pub mod backoff;
+pub mod epochs;
+pub mod group;
+pub mod producer;
+pub mod transactor;
+
+pub use backoff::{Backoff, Outage};
+pub use epochs::RebalanceContext;
+pub use group::{GroupError, GroupSettings, MissingOffsets};
+pub use producer::{KafkaTxnClient, send, settle, transactional_id};
+pub use transactor::{Outcome, Transactor, TxnClient, TxnError, TxnErrorKind};
