@@ -68,7 +68,7 @@ pub async fn reserve(
             first_attempt_at,
         });
     }
-    let held: Option<(String, String, Uuid, Uuid, i64, Uuid, DateTime<Utc>)> = sqlx::query_as(
+    let held: Option<Held> = sqlx::query_as(
         "SELECT principal_sub, principal_role, from_account_id, to_account_id, amount, \
            command_id, first_attempt_at \
          FROM transfer_ids WHERE transfer_id = $1",
@@ -77,18 +77,30 @@ pub async fn reserve(
     .fetch_optional(pool)
     .await?;
     Ok(match held {
-        Some((sub, held_role, from, to, amount, command_id, first_attempt_at))
-            if sub == principal.sub
-                && held_role == role
-                && from == request.from_account_id
-                && to == request.to_account_id
-                && amount == request.amount =>
+        Some(held)
+            if held.principal_sub == principal.sub
+                && held.principal_role == role
+                && held.from_account_id == request.from_account_id
+                && held.to_account_id == request.to_account_id
+                && held.amount == request.amount =>
         {
             Reservation::Claimed {
-                command_id,
-                first_attempt_at,
+                command_id: held.command_id,
+                first_attempt_at: held.first_attempt_at,
             }
         }
         _ => Reservation::Reused,
     })
+}
+
+/// A claimed transfer id, as stored.
+#[derive(Debug, sqlx::FromRow)]
+struct Held {
+    principal_sub: String,
+    principal_role: String,
+    from_account_id: Uuid,
+    to_account_id: Uuid,
+    amount: i64,
+    command_id: Uuid,
+    first_attempt_at: DateTime<Utc>,
 }

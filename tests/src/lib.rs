@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub mod checks;
+pub mod client;
 pub mod disaster;
 pub mod log;
 pub mod read;

@@ -91,3 +91,25 @@ pub fn results(kafka: &KafkaSettings) -> Vec<CommandResult> {
         .map(|record| CommandResult::decode(&record.payload).expect("result decodes"))
         .collect()
 }
+
+/// Every committed event, once every debited transfer is completed or refunded on its source
+/// (the saga has finished its steps). Blocking; panics after `timeout`.
+pub fn settled_events(kafka: &KafkaSettings, timeout: Duration) -> Vec<(Record, EventEnvelope)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = events(kafka);
+        let count = |kind: &str| log.iter().filter(|(_, e)| e.event_type == kind).count();
+        let debited = count("TransferDebited");
+        let settled = count("TransferCompleted") + count("TransferRefunded");
+        let credited = count("TransferCredited") + count("TransferRefunded");
+        if debited == settled && debited == credited {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transfers did not settle: {debited} debited, {credited} credited or refunded, \
+             {settled} completed or refunded"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -377,11 +377,25 @@ async fn a_key_in_flight_gets_409_and_a_timed_out_attempt_is_not_final() {
     assert_eq!(second.headers()["retry-after"], "1");
     problem(second, 409, "idempotency_in_flight").await;
     assert_eq!(first.0, 504, "{first:?}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
-        .fetch_one(&env.db)
-        .await
-        .expect("count");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE status IS NOT NULL")
+            .fetch_one(&env.db)
+            .await
+            .expect("count");
     assert_eq!(stored, 0, "a 504 must not be stored as the final answer");
+    // the key is released with its intent: a retry sends the same command again
+    let released: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys WHERE NOT in_flight AND command_id = $1",
+    )
+    .bind(
+        serde_json::from_str::<Value>(&first.2).expect("problem")["command_id"]
+            .as_str()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("count");
+    assert_eq!(released, 1, "released, keeping the command id of the 504");
     app.stop().await.expect("stop");
 }
 

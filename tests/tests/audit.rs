@@ -185,21 +185,22 @@ async fn history_and_as_of_state_equal_a_fold_of_the_log() {
         }
     }
 
-    // one transaction batch: its events share one occurred_at, so no instant lies between them
+    // a partition's clock never repeats: the events of one transaction batch are a microsecond
+    // apart, so each event has an instant of its own and as_of can tell them apart
+    assert!(mine.windows(2).all(|w| w[0].occurred_at < w[1].occurred_at));
     let batch = mine
         .windows(2)
-        .find(|w| w[0].occurred_at == w[1].occurred_at)
+        .find(|w| w[1].occurred_at - w[0].occurred_at == TimeDelta::microseconds(1))
         .expect("concurrent deposits share a transaction batch");
-    let at = batch[0].occurred_at;
-    let last_of_batch = mine
-        .iter()
-        .filter(|e| e.occurred_at == at)
-        .map(|e| e.sequence)
-        .max();
-    let path = format!("/v1/audit/accounts/{account}/state?as_of={}", rfc3339(at));
-    let (_, state) = get(&app, &auditor, &path).await;
-    assert_eq!(state["sequence"].as_u64(), last_of_batch);
-    let before = rfc3339(at - TimeDelta::microseconds(1));
+    for event in batch {
+        let path = format!(
+            "/v1/audit/accounts/{account}/state?as_of={}",
+            rfc3339(event.occurred_at)
+        );
+        let (_, state) = get(&app, &auditor, &path).await;
+        assert_eq!(state["sequence"].as_u64(), Some(event.sequence));
+    }
+    let before = rfc3339(batch[0].occurred_at - TimeDelta::microseconds(1));
     let path = format!("/v1/audit/accounts/{account}/state?as_of={before}");
     let (_, state) = get(&app, &auditor, &path).await;
     assert_eq!(state["sequence"].as_u64(), Some(batch[0].sequence - 1));

@@ -130,6 +130,13 @@ async fn traffic(env: &TestEnv, app: &TestApp) {
         .await
         .expect("transfers");
         if all == 7 && pending == 0 {
+            // and the sources know it (the saga's last steps are in the log)
+            let kafka = env.kafka.clone();
+            tokio::task::spawn_blocking(move || {
+                logbook_tests::log::settled_events(&kafka, Duration::from_secs(60))
+            })
+            .await
+            .expect("join");
             return;
         }
         assert!(

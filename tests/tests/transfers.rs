@@ -37,29 +37,13 @@ async fn transfer(app: &TestApp, token: &str, from: Uuid, to: Uuid, amount: i64)
     (status, response.json().await.expect("json"))
 }
 
-async fn events(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
+/// Waits until every debited transfer of the log is credited or refunded, and completed or
+/// refunded on its source; returns the log.
+async fn settled_log(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
     let kafka = env.kafka.clone();
-    tokio::task::spawn_blocking(move || log::events(&kafka))
+    tokio::task::spawn_blocking(move || log::settled_events(&kafka, Duration::from_secs(60)))
         .await
         .expect("join")
-}
-
-/// Waits until every debited transfer of the log is credited or refunded; returns the log.
-async fn settled_log(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = events(env).await;
-        let count = |kind: &str| log.iter().filter(|(_, e)| e.event_type == kind).count();
-        let debited = count("TransferDebited");
-        if debited == count("TransferCredited") + count("TransferRefunded") {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "transfers did not settle: {debited} debited"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// GET with the service token, retried until `ready` accepts the JSON body (projection lag).

@@ -118,8 +118,9 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
             .await
             .expect("join");
         let count = |kind: &str| events.iter().filter(|(_, e)| e.event_type == kind).count();
-        let settled =
-            count("TransferDebited") == count("TransferCredited") + count("TransferRefunded");
+        let debited = count("TransferDebited");
+        let settled = debited == count("TransferCredited") + count("TransferRefunded")
+            && debited == count("TransferCompleted") + count("TransferRefunded");
         // read_committed readers see the new owners' writes once the killed processes' open
         // transactions are aborted; a real loss never converges and fails below
         let sum: i64 = events

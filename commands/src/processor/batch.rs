@@ -83,8 +83,20 @@ pub struct Plan {
     pub malformed: usize,
     /// `occurred_at` of the last event planned per partition.
     pub last_event_at: HashMap<i32, DateTime<Utc>>,
-    /// What the accepted commands applied: (partition, command id, fingerprint, event index).
-    pub applied: Vec<(i32, Uuid, u64, usize)>,
+    /// What the accepted commands applied.
+    pub applied: Vec<AppliedCommand>,
+}
+
+/// An accepted command of the plan (it goes into the dedupe memory once committed).
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedCommand {
+    pub partition: i32,
+    pub command_id: Uuid,
+    pub fingerprint: u64,
+    /// When the command was first attempted.
+    pub issued_at: DateTime<Utc>,
+    /// The index of its last event in [`Plan::events`].
+    pub index: usize,
 }
 
 /// What a batch is decided with besides the commands and the state.
@@ -187,6 +199,14 @@ pub fn plan_batch(
                 "command_expired",
                 expired_message(&command),
             )
+        } else if command.issued_at > now + skew_allowance() {
+            rejected(
+                RejectionKind::Conflict,
+                "clock_skew",
+                "the command was first sent later than the processor's clock allows: the clocks \
+                 of gateway and processor differ by more than a minute"
+                    .into(),
+            )
         } else {
             let key = (message.partition, command.aggregate_id);
             let mut slot = plan
@@ -257,8 +277,13 @@ pub fn plan_batch(
                             fingerprint: wanted,
                         },
                     );
-                    plan.applied
-                        .push((message.partition, command.command_id, wanted, index));
+                    plan.applied.push(AppliedCommand {
+                        partition: message.partition,
+                        command_id: command.command_id,
+                        fingerprint: wanted,
+                        issued_at: command.issued_at,
+                        index,
+                    });
                     plan.overlay.insert(key, slot);
                     PlannedOutcome::Accepted {
                         version,
@@ -277,6 +302,10 @@ pub fn plan_batch(
         });
     }
     plan
+}
+
+fn skew_allowance() -> chrono::Duration {
+    chrono::Duration::from_std(super::state::CLOCK_SKEW_ALLOWANCE).unwrap_or_default()
 }
 
 fn rejected(kind: RejectionKind, code: &'static str, message: String) -> PlannedOutcome {

@@ -5,13 +5,19 @@
 //! and dropped when it is revoked; it is changed only after a transaction commits.
 //!
 //! At most once, without a window to fall out of: a command carries the instant of its first
-//! attempt (`issued_at`). The processor remembers every command id applied within the last
-//! `horizon`, and refuses a command first issued longer ago that it does not remember
-//! ([`Dedupe::expired`]), so a late retry is never applied a second time. Memory is bounded by
-//! a cap: when it is reached the oldest ids are forgotten and the horizon shrinks to what is
-//! still remembered (logged, and shown by `logbook_processor_dedupe_horizon_seconds`).
+//! attempt (`issued_at`). The processor remembers every applied command id whose first attempt
+//! is within the last `horizon`, and refuses a command first issued longer ago that it does not
+//! remember ([`Dedupe::expired`]), so a late retry is never applied a second time. Memory is
+//! bounded by a cap: when it is reached the oldest ids are forgotten and every command first
+//! issued no later than a forgotten one is refused too: the horizon shrinks (logged, and shown by
+//! `logbook_processor_dedupe_horizon_seconds`).
+//!
+//! Each remembered id keeps the instant of its first attempt, or, for ids restored from the
+//! log (events do not carry it), a bound on it: the event's `occurred_at` plus an allowance for
+//! clock skew between gateways and processors.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,8 +27,8 @@ use uuid::Uuid;
 use crate::domain::intent::{command_of, fingerprint};
 use crate::domain::{Account, apply};
 
-/// Clocks of gateways and processors may differ by this much: an id is remembered this long
-/// past the horizon, measured from when it was applied.
+/// Clocks of gateways and processors may differ by this much: a command restored from the log
+/// was first issued at most this long after its event's `occurred_at`.
 pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(60);
 
 /// One account as the processor holds it.
@@ -61,12 +67,13 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct Dedupe {
     applied: HashMap<Uuid, Applied>,
-    /// Ids in the order they were applied, with when (µs since the epoch).
-    order: VecDeque<(Uuid, i64)>,
+    /// The ids by (a bound on) their first attempt, in µs since the epoch, earliest first: the
+    /// first to be forgotten are those whose retries expire first.
+    order: BinaryHeap<Reverse<(i64, Uuid)>>,
     horizon: Duration,
     capacity: usize,
     /// Commands first issued at or before this instant (µs) are expired: the cap forgot ids
-    /// applied up to then.
+    /// first issued up to then.
     floor: i64,
 }
 
@@ -74,7 +81,7 @@ impl Dedupe {
     pub fn new(horizon: Duration, capacity: usize) -> Self {
         Self {
             applied: HashMap::new(),
-            order: VecDeque::new(),
+            order: BinaryHeap::new(),
             horizon,
             capacity: capacity.max(1),
             floor: i64::MIN,
@@ -85,29 +92,38 @@ impl Dedupe {
         self.applied.get(command_id).copied()
     }
 
-    /// Records the outcome of a command id applied at `at`.
-    pub fn record(&mut self, command_id: Uuid, applied: Applied, at: DateTime<Utc>) {
+    /// Records the outcome of a command id first issued at (or no later than) `issued`.
+    pub fn record(&mut self, command_id: Uuid, applied: Applied, issued: DateTime<Utc>) {
         if self.applied.insert(command_id, applied).is_some() {
             return;
         }
-        self.order.push_back((command_id, at.timestamp_micros()));
+        self.order
+            .push(Reverse((issued.timestamp_micros(), command_id)));
         if self.order.len() > self.capacity
-            && let Some((old, applied_at)) = self.order.pop_front()
+            && let Some(Reverse((old_issued, old))) = self.order.pop()
         {
             self.applied.remove(&old);
-            let floor = applied_at.saturating_add(micros(CLOCK_SKEW_ALLOWANCE));
-            self.floor = self.floor.max(floor);
+            if old_issued > self.floor {
+                if self.floor == i64::MIN {
+                    tracing::warn!(
+                        capacity = self.capacity,
+                        "dedupe capacity reached: the horizon shrinks (commands first sent before \
+                         the oldest remembered one are refused as expired)"
+                    );
+                }
+                self.floor = old_issued;
+            }
         }
     }
 
-    /// Forgets the ids applied before the horizon (and the allowance for clock skew).
+    /// Forgets the ids first issued before the horizon: their retries are expired anyway.
     pub fn forget_older(&mut self, now: DateTime<Utc>) {
-        let keep_from = now.timestamp_micros() - micros(self.horizon + CLOCK_SKEW_ALLOWANCE);
-        while let Some((id, at)) = self.order.front().copied() {
-            if at >= keep_from {
+        let keep_from = now.timestamp_micros() - micros(self.horizon);
+        while let Some(Reverse((issued, id))) = self.order.peek().copied() {
+            if issued >= keep_from {
                 break;
             }
-            self.order.pop_front();
+            self.order.pop();
             self.applied.remove(&id);
         }
     }
@@ -137,6 +153,10 @@ impl Dedupe {
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::microseconds(micros(duration))
 }
 
 /// Everything the processor knows about one partition.
@@ -232,14 +252,15 @@ impl PartitionState {
         let at = envelope.occurred_at;
         self.last_event_at = self.last_event_at.max(Some(at));
         self.last_offset = Some(position.offset);
-        let remember_from = now - CLOCK_SKEW_ALLOWANCE - self.dedupe.horizon;
-        if at >= remember_from {
+        // the event does not carry its command's first attempt: bound it by `occurred_at`
+        let issued = at + chrono_duration(CLOCK_SKEW_ALLOWANCE);
+        if issued >= now - chrono_duration(self.dedupe.horizon) {
             let applied = Applied {
                 version: envelope.sequence,
                 offset: position.offset,
                 fingerprint,
             };
-            self.dedupe.record(envelope.command_id, applied, at);
+            self.dedupe.record(envelope.command_id, applied, issued);
         }
         Ok(())
     }
@@ -270,9 +291,9 @@ mod tests {
         dedupe.forget_older(later);
         assert!(dedupe.get(&id).is_some(), "within the horizon");
         assert!(!dedupe.expired(t0, later));
-        let much_later = t0 + chrono::Duration::seconds(900 + 61);
+        let much_later = t0 + chrono::Duration::seconds(901);
         dedupe.forget_older(much_later);
-        assert!(dedupe.get(&id).is_none(), "forgotten past horizon and skew");
+        assert!(dedupe.get(&id).is_none(), "forgotten past the horizon");
         assert!(dedupe.expired(t0, much_later), "and a retry is refused");
         assert!(!dedupe.expired(much_later, much_later));
     }
@@ -291,8 +312,13 @@ mod tests {
         }
         assert_eq!(dedupe.len(), 2);
         assert!(dedupe.get(&ids[0]).is_none());
-        // a retry of the forgotten command (first issued at or before t0) is refused
+        // a retry of the forgotten command (first issued at t0) is refused
         assert!(dedupe.expired(t0, t0 + chrono::Duration::seconds(3)));
         assert!(dedupe.effective_horizon(t0 + chrono::Duration::seconds(3)) < dedupe.horizon);
+        // a command first issued after it is not
+        assert!(!dedupe.expired(
+            t0 + chrono::Duration::seconds(3),
+            t0 + chrono::Duration::seconds(3)
+        ));
     }
 }

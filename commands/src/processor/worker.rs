@@ -297,21 +297,22 @@ impl Worker {
                 owned.state.accounts.insert(aggregate_id, slot);
             }
         }
-        for (partition, command_id, fingerprint, index) in plan.applied {
-            let (Some(owned), Some(event)) =
-                (self.owned.get_mut(&partition), plan.events.get(index))
-            else {
+        for command in plan.applied {
+            let (Some(owned), Some(event)) = (
+                self.owned.get_mut(&command.partition),
+                plan.events.get(command.index),
+            ) else {
                 continue;
             };
             let applied = Applied {
                 version: event.envelope.sequence,
-                offset: landed[index],
-                fingerprint,
+                offset: landed[command.index],
+                fingerprint: command.fingerprint,
             };
             owned
                 .state
                 .dedupe
-                .record(command_id, applied, event.envelope.occurred_at);
+                .record(command.command_id, applied, command.issued_at);
         }
         for (index, event) in plan.events.iter().enumerate() {
             if let Some(owned) = self.owned.get_mut(&event.partition) {
