@@ -18,11 +18,7 @@ pub fn consumer(
     settings: &ProcessorSettings,
 ) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
     let topic = settings.kafka.topics().commands;
-    group::consumer(
-        &settings.group(),
-        &[&topic],
-        RebalanceContext::new("processor"),
-    )
+    group::consumer(&settings.group(), &[&topic], "processor")
 }
 
 /// The transactional producer, with an id stable for this process instance.

@@ -130,10 +130,14 @@ impl Worker {
             if now >= until || self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.consumer.poll(until - now) {
+            let polled = self.consumer.poll(until - now);
+            if !self.consumer.context().refused().is_empty() {
+                return Err(self.refusal().into());
+            }
+            match polled {
                 None => {}
                 Some(Err(error)) if group::is_missing_offset(&error) => {
-                    group::start_missing(&self.consumer, &self.settings.group())?;
+                    return Err(self.refusal().into());
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
@@ -169,6 +173,16 @@ impl Worker {
             .filter(|(epoch, m)| context.epoch(&topic, m.partition) == Some(*epoch))
             .map(|(_, m)| m)
             .collect())
+    }
+
+    /// The error for partitions handed to this processor without committed offsets.
+    fn refusal(&self) -> crate::txn::GroupError {
+        let context = self.consumer.context();
+        let mut partitions = context.refused();
+        if partitions.is_empty() {
+            partitions = context.assigned();
+        }
+        group::refused(&self.settings.group(), partitions)
     }
 
     /// Restores every partition of the batch that has no state for the current epoch.

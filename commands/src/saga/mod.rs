@@ -124,7 +124,7 @@ impl Saga {
         let consumer = group::consumer(
             &settings.group(),
             &[&topics.events, &topics.results],
-            RebalanceContext::new("saga"),
+            "saga",
         )?;
         let mut kafka = Outage::new("saga", "kafka");
         let mut backoff = Backoff::default();
@@ -210,11 +210,14 @@ impl Saga {
             let Some(wait) = until.checked_duration_since(Instant::now()) else {
                 break;
             };
-            let message = match self.consumer.poll(wait) {
+            let polled = self.consumer.poll(wait);
+            if !self.consumer.context().refused().is_empty() {
+                return Err(self.refusal().into());
+            }
+            let message = match polled {
                 None => continue,
                 Some(Err(error)) if group::is_missing_offset(&error) => {
-                    group::start_missing(&self.consumer, &self.settings.group())?;
-                    continue;
+                    return Err(self.refusal().into());
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
@@ -256,6 +259,16 @@ impl Saga {
         batch.retain(|c| context.epoch(&c.topic, c.partition) == Some(c.epoch));
         batch.retain(|c| !self.poisoned.contains(&(c.topic.clone(), c.partition)));
         Ok(batch)
+    }
+
+    /// The error for partitions handed to the saga without committed offsets.
+    fn refusal(&self) -> GroupError {
+        let context = self.consumer.context();
+        let mut partitions = context.refused();
+        if partitions.is_empty() {
+            partitions = context.assigned();
+        }
+        group::refused(&self.settings.group(), partitions)
     }
 
     /// The step a record causes, or why it cannot be read.

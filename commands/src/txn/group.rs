@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use logbook_events::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+
+use super::epochs::RebalanceContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -56,15 +58,23 @@ pub enum GroupError {
     },
 }
 
-/// A member of `settings.group_id` subscribed to `topics`: manual offsets, read_committed,
-/// incremental rebalances, and no automatic offset reset.
-pub fn consumer<C: ConsumerContext>(
+/// A member of `settings.group_id` subscribed to `topics` (manual offsets, read_committed,
+/// incremental rebalances, no automatic offset reset), with the rebalance callbacks of `role`.
+pub fn consumer(
     settings: &GroupSettings,
     topics: &[&str],
-    context: C,
-) -> Result<BaseConsumer<C>, KafkaError> {
+    role: &'static str,
+) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
+    let probe: BaseConsumer = settings
+        .kafka
+        .client_config()
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let context = RebalanceContext::new(role, settings.missing_offsets, Some(probe));
     let millis = |d: Duration| d.as_millis().to_string();
-    let consumer: BaseConsumer<C> = settings
+    let consumer: BaseConsumer<RebalanceContext> = settings
         .kafka
         .client_config()
         .set("group.id", &settings.group_id)
@@ -85,7 +95,8 @@ pub fn consumer<C: ConsumerContext>(
     Ok(consumer)
 }
 
-/// Whether a consumer error says that a partition has no committed offset.
+/// Whether a consumer error says that a partition has no committed offset (the rebalance
+/// callback refused it, or could not tell).
 pub fn is_missing_offset(error: &KafkaError) -> bool {
     matches!(
         error,
@@ -93,48 +104,11 @@ pub fn is_missing_offset(error: &KafkaError) -> bool {
     )
 }
 
-/// Handles partitions without a committed offset (after [`is_missing_offset`]): an empty one
-/// starts at its beginning; one with data is refused, or reset as `settings` says.
-pub fn start_missing<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    settings: &GroupSettings,
-) -> Result<(), GroupError> {
-    let assignment = consumer.assignment()?;
-    let committed = consumer.committed_offsets(assignment, TIMEOUT)?;
-    let mut refused = Vec::new();
-    for element in committed.elements() {
-        if matches!(element.offset(), Offset::Offset(_)) {
-            continue;
-        }
-        let (topic, partition) = (element.topic(), element.partition());
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        let start = match settings.missing_offsets {
-            _ if low == high => Offset::Offset(low),
-            MissingOffsets::Refuse => {
-                refused.push((topic.to_string(), partition));
-                continue;
-            }
-            MissingOffsets::Earliest => Offset::Offset(low),
-            MissingOffsets::Latest => Offset::Offset(high),
-        };
-        if low != high {
-            tracing::warn!(
-                group = %settings.group_id,
-                topic,
-                partition,
-                ?start,
-                "no committed offset: starting where --missing-offsets says"
-            );
-        }
-        consumer.seek(topic, partition, start, TIMEOUT)?;
-    }
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(GroupError::OffsetsMissing {
-            group: settings.group_id.clone(),
-            partitions: refused,
-        })
+/// The error of a loop that was handed partitions without committed offsets.
+pub fn refused(settings: &GroupSettings, partitions: Vec<(String, i32)>) -> GroupError {
+    GroupError::OffsetsMissing {
+        group: settings.group_id.clone(),
+        partitions,
     }
 }
 
