@@ -38,6 +38,8 @@ pub enum ApiError {
         kind: RejectionKind,
         code: String,
         message: String,
+        /// The command the processor refused (absent when the gateway refused the request).
+        command_id: Option<Uuid>,
     },
     #[error("missing or invalid credentials")]
     Unauthorized,
@@ -197,6 +199,7 @@ impl IntoResponse for ApiError {
             detail: self.to_string(),
             command_id: match &self {
                 ApiError::Timeout { command_id } => Some(*command_id),
+                ApiError::Rejected { command_id, .. } => *command_id,
                 _ => None,
             },
             errors: match self {
@@ -247,6 +250,7 @@ mod tests {
             kind,
             code: "x".into(),
             message: "m".into(),
+            command_id: None,
         };
         assert_eq!(
             rejected(RejectionKind::NotFound).parts().0,

@@ -9,19 +9,23 @@ KAFKA_HEAP="${LOGBOOK_KAFKA_HEAP:-512m}"
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# A port that nothing listens on, starting from the preferred one ($1), never $2.
+# A port that nothing listens on, starting from the preferred one ($1), never $2. The check
+# binds with SO_REUSEADDR, as the servers do: sockets of a killed server left in TIME_WAIT do not
+# make its port look taken.
 free_port() {
   python3 - "$1" "${2:-0}" <<'PY'
 import socket, sys
 port, taken = int(sys.argv[1]), int(sys.argv[2])
-for candidate in range(port, port + 50):
-    if candidate == taken:
-        continue
+def free(candidate):
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", candidate))
+            return True
         except OSError:
-            continue
+            return False
+for candidate in range(port, port + 50):
+    if candidate != taken and free(candidate):
         print(candidate)
         break
 else:
@@ -29,6 +33,20 @@ else:
         s.bind(("127.0.0.1", 0))
         print(s.getsockname()[1])
 PY
+}
+
+# The port recorded in file $1 if there is one (a restart keeps its port, so running clients
+# reconnect; it fails when something else holds it), else a free one from $2, never $3.
+recorded_or_free_port() {
+  local file="$1" preferred="$2" taken="${3:-0}" port
+  if [ -s "$file" ]; then
+    port="$(cat "$file")"
+    [ "$(free_port "$port" "$taken")" = "$port" ] ||
+      die "port $port (recorded in $file) is held by another process: stop it, or run scripts/dev reset"
+    printf '%s' "$port"
+  else
+    free_port "$preferred" "$taken"
+  fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -101,7 +119,7 @@ start_postgres() {
     PG_PORT="$(cat "$PG_DIR/port")"
     log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
   else
-    PG_PORT="$(free_port "$PG_PORT_DEFAULT")"
+    PG_PORT="$(recorded_or_free_port "$PG_DIR/port" "$PG_PORT_DEFAULT")"
     echo "$PG_PORT" >"$PG_DIR/port"
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_pg_user "$bin/pg_ctl" -D "$data" -l "$PG_DIR/server.log" -w -t 60 start \
@@ -143,7 +161,7 @@ stop_postgres() {
 # ---------------------------------------------------------------- Kafka
 
 kafka_libs() {
-  local libs="$WORK/kafka-libs" pom="$ROOT/scripts/kafka/pom.xml" stamp
+  local libs="${LOGBOOK_KAFKA_LIBS:-$WORK/kafka-libs}" pom="$ROOT/scripts/kafka/pom.xml" stamp
   stamp="$(sha256sum "$pom" | cut -c1-16)"
   if [ ! -f "$libs/.stamp-$stamp" ]; then
     command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka from Maven Central"
@@ -184,10 +202,10 @@ start_kafka() {
     log "Kafka already running on 127.0.0.1:$KAFKA_PORT"
     return
   fi
-  # a restart keeps the ports the storage was formatted with, when they are free
-  KAFKA_PORT="$(free_port "$(cat "$KAFKA_DIR/port" 2>/dev/null || echo "$KAFKA_PORT_DEFAULT")")"
+  # a restart keeps the ports the storage was formatted with
+  KAFKA_PORT="$(recorded_or_free_port "$KAFKA_DIR/port" "$KAFKA_PORT_DEFAULT")"
   local cport
-  cport="$(free_port "$(cat "$KAFKA_DIR/controller-port" 2>/dev/null || echo $((KAFKA_PORT + 1)))" "$KAFKA_PORT")"
+  cport="$(recorded_or_free_port "$KAFKA_DIR/controller-port" $((KAFKA_PORT + 1)) "$KAFKA_PORT")"
   mkdir -p "$KAFKA_DIR"
   echo "$KAFKA_PORT" >"$KAFKA_DIR/port"
   echo "$cport" >"$KAFKA_DIR/controller-port"

@@ -19,11 +19,13 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+pub mod bank;
 pub mod checks;
 pub mod client;
 pub mod disaster;
 pub mod log;
 pub mod read;
+pub mod services;
 
 /// Partitions of the test topics: enough to spread accounts, small enough to be quick.
 pub const TEST_PARTITIONS: i32 = 4;
@@ -39,6 +41,8 @@ pub struct TestEnv {
     pub database_password: Option<Secret>,
     pub jwt_secret: Secret,
     pub partitions: i32,
+    /// The `LOGBOOK_*` settings of the servers this environment lives on.
+    pub services: HashMap<String, String>,
 }
 
 impl TestEnv {
@@ -48,8 +52,13 @@ impl TestEnv {
     }
 
     pub async fn with_partitions(partitions: i32) -> TestEnv {
+        Self::on(&service_vars(), partitions).await
+    }
+
+    /// Fresh topics and a fresh database on the servers `vars` name (e.g. a fault test's
+    /// [`services::PrivateServices`]).
+    pub async fn on(vars: &HashMap<String, String>, partitions: i32) -> TestEnv {
         init_logs();
-        let vars = service_vars();
         let brokers = vars
             .get("LOGBOOK_KAFKA_BROKERS")
             .expect("LOGBOOK_KAFKA_BROKERS (run scripts/dev services)");
@@ -97,6 +106,7 @@ impl TestEnv {
             database_password: password,
             jwt_secret: Secret::new(format!("test-jwt-{id}")),
             partitions,
+            services: vars.clone(),
         }
     }
 
@@ -130,20 +140,51 @@ impl TestEnv {
     /// Starts `logbook <role>` as a separate OS process of this environment (for SIGKILL tests);
     /// its log goes to the temp folder.
     pub fn spawn_child(&self, role: &str, name: &str) -> std::process::Child {
-        let log = std::env::temp_dir().join(format!("{}-{name}.log", self.kafka.topic_prefix));
-        std::process::Command::new(logbook_binary())
+        self.spawn_child_with(role, name, &[])
+    }
+
+    /// [`TestEnv::spawn_child`] with more `LOGBOOK_*` variables (e.g. `LOGBOOK_HTTP_ADDR`).
+    pub fn spawn_child_with(
+        &self,
+        role: &str,
+        name: &str,
+        vars: &[(&str, String)],
+    ) -> std::process::Child {
+        let log = self.child_log(name);
+        let mut command = std::process::Command::new(logbook_binary());
+        // only this environment's settings: none inherited from the test's own environment
+        for (inherited, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOGBOOK_")) {
+            command.env_remove(inherited);
+        }
+        command
             .arg(role)
             .env("LOGBOOK_KAFKA_BROKERS", &self.kafka.brokers)
             .env("LOGBOOK_TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("LOGBOOK_DATABASE_URL", &self.database_url)
+            .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
             .env("LOGBOOK_ENVIRONMENT", "development")
             .env("LOGBOOK_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,librdkafka=warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::from(
-                std::fs::File::create(log).expect("log file"),
-            ))
-            .spawn()
-            .expect("start a logbook child process")
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("log file"),
+            ));
+        if let Some(file) = self.services.get("LOGBOOK_DATABASE_PASSWORD_FILE") {
+            command.env("LOGBOOK_DATABASE_PASSWORD_FILE", file);
+        }
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        command.spawn().expect("start a logbook child process")
+    }
+
+    /// Where a child process named `name` writes its log.
+    pub fn child_log(&self, name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}-{name}.log", self.kafka.topic_prefix))
     }
 
     /// A bearer token of this environment's key.

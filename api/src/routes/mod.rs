@@ -206,6 +206,7 @@ pub async fn execute(
                 kind,
                 code,
                 message,
+                command_id: Some(command_id),
             }),
         },
         Err(GatewayError::Timeout(command_id)) => Err(ApiError::Timeout { command_id }),

@@ -121,6 +121,7 @@ pub async fn create(
                 kind: RejectionKind::Conflict,
                 code: "transfer_id_reused".into(),
                 message: "this transfer_id names another transfer".into(),
+                command_id: None,
             });
         }
     };
@@ -169,6 +170,7 @@ async fn reject_known_currency_mismatch(
             kind: RejectionKind::Conflict,
             code: "currency_mismatch".to_string(),
             message: format!("the accounts hold different currencies ({a} and {b})"),
+            command_id: None,
         }),
         _ => Ok(()),
     }

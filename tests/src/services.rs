@@ -1,0 +1,145 @@
+//! Private Kafka and PostgreSQL servers for the fault tests, which pause, kill and restart them:
+//! each test starts its own with `scripts/dev services` in a folder of its own (so it never
+//! disturbs the shared servers of the main suite) and stops them when dropped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A broker and a database server of one test.
+#[derive(Debug)]
+pub struct PrivateServices {
+    work: PathBuf,
+    vars: HashMap<String, String>,
+}
+
+impl PrivateServices {
+    /// Starts them (blocking: about 15 s). The Kafka jars are shared with the main services.
+    pub fn start(name: &str) -> PrivateServices {
+        let main_work = main_work_dir();
+        let work = main_work.join("faults").join(format!(
+            "{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&work).expect("work folder");
+        let mut services = PrivateServices {
+            work,
+            vars: HashMap::new(),
+        };
+        services.dev("services");
+        services.vars = read_env(&services.work.join("env"));
+        services
+    }
+
+    /// `LOGBOOK_*` settings of these servers (as `.logbook/env` holds them).
+    pub fn vars(&self) -> &HashMap<String, String> {
+        &self.vars
+    }
+
+    /// Stops the broker with SIGSTOP (it keeps its sockets but answers nothing).
+    pub fn pause_broker(&self) {
+        signal("STOP", self.broker_pid());
+    }
+
+    pub fn resume_broker(&self) {
+        signal("CONT", self.broker_pid());
+    }
+
+    /// Kills the broker with SIGKILL.
+    pub fn kill_broker(&self) {
+        let pid = self.broker_pid();
+        signal("KILL", pid);
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z"))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts whatever is not running (a killed broker comes back on its port).
+    pub fn start_again(&self) {
+        self.dev("services");
+    }
+
+    /// Restarts PostgreSQL (fast shutdown, then start on the same port).
+    pub fn restart_postgres(&self) {
+        let pid = self.postgres_pid();
+        signal("INT", pid);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.dev("services");
+    }
+
+    pub fn broker_pid(&self) -> i32 {
+        pid_from(&self.work.join("kafka/pid"))
+    }
+
+    pub fn postgres_pid(&self) -> i32 {
+        pid_from(&self.work.join("pg/data/postmaster.pid"))
+    }
+
+    fn dev(&self, command: &str) {
+        let script = repository().join("scripts/dev");
+        let output = Command::new(&script)
+            .arg(command)
+            .env("LOGBOOK_WORK_DIR", &self.work)
+            .env("LOGBOOK_KAFKA_LIBS", main_work_dir().join("kafka-libs"))
+            .env("LOGBOOK_KAFKA_HEAP", "384m")
+            .output()
+            .expect("scripts/dev runs");
+        assert!(
+            output.status.success(),
+            "scripts/dev {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateServices {
+    fn drop(&mut self) {
+        // a paused broker would not stop
+        if let Ok(pid) = std::fs::read_to_string(self.work.join("kafka/pid")) {
+            let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+        }
+        self.dev("down");
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main_work_dir() -> PathBuf {
+    std::env::var("LOGBOOK_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repository().join(".logbook"))
+}
+
+fn read_env(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).expect("services wrote their settings");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn pid_from(path: &Path) -> i32 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {}", path.display()))
+}
+
+/// Sends a signal by name (`STOP`, `CONT`, `KILL`, `INT`) to a process.
+pub fn signal(name: &str, pid: i32) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
