@@ -88,8 +88,7 @@ impl Bank {
         for task in tasks {
             task.await.expect("client");
         }
-        let tally = tally.lock().await.clone();
-        tally
+        tally.lock().await.clone()
     }
 
     async fn one_intent(&self, n: u64, tally: &Mutex<Tally>) {
