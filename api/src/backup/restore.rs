@@ -272,8 +272,7 @@ impl Run<'_> {
         for segment in &backup.segments {
             let records = self.load(segment)?;
             if role == TopicRole::Events {
-                let first_offset = placement.base + segment.first_index as i64;
-                self.verify(&records, backup.partition, first_offset)?;
+                self.verify(&records, backup.partition)?;
             }
             for (index, record) in (segment.first_index..).zip(&records) {
                 if index < placement.skip {
@@ -339,18 +338,13 @@ impl Run<'_> {
             .nth((index - segment.first_index) as usize))
     }
 
-    /// Checks the hash chains; notes open transfers at their target offsets.
-    fn verify(
-        &mut self,
-        records: &[StoredRecord],
-        partition: i32,
-        first_offset: i64,
-    ) -> Result<(), RestoreError> {
-        for (offset, record) in (first_offset..).zip(records) {
+    /// Checks the hash chains; notes unfinished transfers.
+    fn verify(&mut self, records: &[StoredRecord], partition: i32) -> Result<(), RestoreError> {
+        for record in records {
             match record.payload.as_deref().map(decode) {
                 Some(Ok(envelope)) => {
                     self.verifier.check(&envelope)?;
-                    self.open.note(partition, offset, &envelope);
+                    self.open.note(partition, &envelope);
                 }
                 Some(Err(_)) | None => {
                     self.report.undecodable_events += 1;

@@ -129,17 +129,50 @@ pub fn on_result(result: &CommandResult, now: DateTime<Utc>) -> Option<CommandEn
         }
         (Outcome::Accepted { .. }, _) => return None,
     };
-    Some(CommandEnvelope {
+    Some(envelope_of(context, step, command, result.command_id, now))
+}
+
+/// The completion or refund of a transfer on its source, caused by `causation` (the credit).
+/// The credit itself follows from the debit event ([`on_event`]).
+pub fn step(
+    context: TransferContext,
+    step: TransferStep,
+    causation: Uuid,
+    now: DateTime<Utc>,
+) -> CommandEnvelope {
+    let command = match step {
+        TransferStep::Refund => AccountCommand::RefundTransfer {
+            transfer_id: context.transfer_id,
+            amount: context.amount,
+            reason: "refunded".into(),
+        },
+        TransferStep::Complete | TransferStep::Credit => AccountCommand::CompleteTransfer {
+            transfer_id: context.transfer_id,
+            to_account_id: context.to_account_id,
+            amount: context.amount,
+        },
+    };
+    envelope_of(context, step, command, causation, now)
+}
+
+fn envelope_of(
+    context: TransferContext,
+    step: TransferStep,
+    command: AccountCommand,
+    causation: Uuid,
+    now: DateTime<Utc>,
+) -> CommandEnvelope {
+    CommandEnvelope {
         command_id: step_command_id(context.debit_event_id, step),
         aggregate_id: context.from_account_id,
         correlation_id: context.correlation_id,
-        causation_id: Some(result.command_id),
+        causation_id: Some(causation),
         actor: saga_actor(),
         issued_at: now,
         traceparent: None,
         command,
         transfer: Some(TransferContext { step, ..context }),
-    })
+    }
 }
 
 #[cfg(test)]
