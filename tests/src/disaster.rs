@@ -105,7 +105,7 @@ pub async fn read_models(db: &PgPool) -> Vec<(&'static str, Value)> {
     out
 }
 
-/// Deletes this test's three topics and waits until the broker no longer lists them. The broker
+/// Deletes this test's topics and waits until the broker no longer lists them. The broker
 /// is shared with the other tests, so "destroying the Kafka data" is deleting this test's topics.
 pub async fn delete_topics(kafka: &KafkaSettings) {
     let kafka = kafka.clone();
@@ -117,6 +117,7 @@ pub async fn delete_topics(kafka: &KafkaSettings) {
             topics.commands.as_str(),
             topics.events.as_str(),
             topics.results.as_str(),
+            topics.layout.as_str(),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for result in futures::executor::block_on(admin.delete_topics(&names, &options))
