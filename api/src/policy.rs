@@ -16,6 +16,8 @@ pub enum Action {
     Freeze,
     Unfreeze,
     Close,
+    /// Change an account's overdraft limit (a credit decision of the bank).
+    SetOverdraftLimit,
     /// Status and currency of an account.
     ReadAccountStatus,
     /// Balance and everything else of an account.
@@ -40,12 +42,17 @@ use Action::*;
 /// Columns: customer, support, auditor, analyst, service, admin.
 const MATRIX: &[(Action, [Access; 6])] = &[
     (OpenAccount, [Own, Denied, Denied, Denied, Any, Any]),
-    (Deposit, [Own, Denied, Denied, Denied, Any, Any]),
+    // money enters from outside rails, through a service: customers do not deposit
+    (Deposit, [Denied, Denied, Denied, Denied, Any, Any]),
     (Withdraw, [Own, Denied, Denied, Denied, Any, Any]),
     (Transfer, [Own, Denied, Denied, Denied, Any, Any]),
     (Freeze, [Denied, Any, Denied, Denied, Any, Any]),
     (Unfreeze, [Denied, Any, Denied, Denied, Any, Any]),
     (Close, [Own, Denied, Denied, Denied, Any, Any]),
+    (
+        SetOverdraftLimit,
+        [Denied, Denied, Denied, Denied, Any, Any],
+    ),
     (ReadAccountStatus, [Own, Any, Any, Denied, Any, Any]),
     (ReadAccount, [Own, Denied, Any, Denied, Any, Any]),
     (ReadTransactions, [Own, Denied, Any, Denied, Any, Any]),
@@ -77,6 +84,7 @@ mod tests {
             Freeze,
             Unfreeze,
             Close,
+            SetOverdraftLimit,
             ReadAccountStatus,
             ReadAccount,
             ReadTransactions,
@@ -94,7 +102,9 @@ mod tests {
 
     #[test]
     fn the_matrix_reads_back_as_designed() {
-        assert_eq!(access(Role::Customer, Deposit), Own);
+        assert_eq!(access(Role::Customer, Deposit), Denied);
+        assert_eq!(access(Role::Customer, SetOverdraftLimit), Denied);
+        assert_eq!(access(Role::Service, SetOverdraftLimit), Any);
         assert_eq!(access(Role::Support, Freeze), Any);
         assert_eq!(access(Role::Support, ReadAccount), Denied);
         assert_eq!(access(Role::Support, ReadAccountStatus), Any);

@@ -27,15 +27,17 @@ pub enum CommandSchema {
     Transfer,
     /// Freeze, unfreeze and close: an optional reason.
     StatusChange,
+    OverdraftLimit,
 }
 
 impl CommandSchema {
-    pub const ALL: [CommandSchema; 5] = [
+    pub const ALL: [CommandSchema; 6] = [
         CommandSchema::OpenAccount,
         CommandSchema::Deposit,
         CommandSchema::Withdrawal,
         CommandSchema::Transfer,
         CommandSchema::StatusChange,
+        CommandSchema::OverdraftLimit,
     ];
 
     /// The file name under `schemas/commands/`.
@@ -46,6 +48,7 @@ impl CommandSchema {
             CommandSchema::Withdrawal => "withdrawal.json",
             CommandSchema::Transfer => "transfer.json",
             CommandSchema::StatusChange => "status-change.json",
+            CommandSchema::OverdraftLimit => "overdraft-limit.json",
         }
     }
 
@@ -57,6 +60,7 @@ impl CommandSchema {
             CommandSchema::Withdrawal => "Withdrawal",
             CommandSchema::Transfer => "Transfer",
             CommandSchema::StatusChange => "StatusChange",
+            CommandSchema::OverdraftLimit => "OverdraftLimit",
         }
     }
 
@@ -69,6 +73,9 @@ impl CommandSchema {
             CommandSchema::Transfer => include_str!("../../schemas/commands/transfer.json"),
             CommandSchema::StatusChange => {
                 include_str!("../../schemas/commands/status-change.json")
+            }
+            CommandSchema::OverdraftLimit => {
+                include_str!("../../schemas/commands/overdraft-limit.json")
             }
         }
     }
@@ -85,6 +92,7 @@ impl CommandSchema {
             CommandSchema::Withdrawal => 2,
             CommandSchema::Transfer => 3,
             CommandSchema::StatusChange => 4,
+            CommandSchema::OverdraftLimit => 5,
         }
     }
 

@@ -34,6 +34,7 @@ pub const ALL_EVENT_TYPES: &[&str] = &[
     "AccountFrozen",
     "AccountUnfrozen",
     "AccountClosed",
+    "OverdraftLimitChanged",
 ];
 
 /// The schema version written today for `event_type` (older ones are still read).
@@ -133,6 +134,8 @@ pub enum AccountEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The bank set a new overdraft limit (≥ 0, and at least the current overdraft).
+    OverdraftLimitChanged { overdraft_limit: i64 },
 }
 
 impl AccountEvent {
@@ -149,6 +152,7 @@ impl AccountEvent {
             AccountEvent::AccountFrozen { .. } => "AccountFrozen",
             AccountEvent::AccountUnfrozen { .. } => "AccountUnfrozen",
             AccountEvent::AccountClosed { .. } => "AccountClosed",
+            AccountEvent::OverdraftLimitChanged { .. } => "OverdraftLimitChanged",
         }
     }
 
@@ -259,6 +263,13 @@ impl AccountEvent {
             }
             ("AccountClosed", 1) => {
                 read.v1(|d: v1::StatusChanged| AccountEvent::AccountClosed { reason: d.reason })
+            }
+            ("OverdraftLimitChanged", 1) => {
+                read.v1(
+                    |d: v1::OverdraftLimitChanged| AccountEvent::OverdraftLimitChanged {
+                        overdraft_limit: d.overdraft_limit,
+                    },
+                )
             }
             _ => Err(CodecError::UnsupportedSchemaVersion {
                 event_type: known.to_owned(),
@@ -371,6 +382,12 @@ mod v1 {
         pub transfer_id: Uuid,
         pub to_account_id: Uuid,
         pub amount: i64,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct OverdraftLimitChanged {
+        pub overdraft_limit: i64,
     }
 
     /// `AccountFrozen`, `AccountUnfrozen` and `AccountClosed`.

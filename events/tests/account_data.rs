@@ -73,6 +73,9 @@ fn samples() -> Vec<AccountEvent> {
         },
         AccountEvent::AccountUnfrozen { reason: None },
         AccountEvent::AccountClosed { reason: None },
+        AccountEvent::OverdraftLimitChanged {
+            overdraft_limit: 500,
+        },
     ]
 }
 

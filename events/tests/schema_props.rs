@@ -136,6 +136,8 @@ fn arb_event() -> impl Strategy<Value = AccountEvent> {
         text(500).prop_map(|reason| AccountEvent::AccountFrozen { reason }),
         text(500).prop_map(|reason| AccountEvent::AccountUnfrozen { reason }),
         text(500).prop_map(|reason| AccountEvent::AccountClosed { reason }),
+        (0..=MAX_AMOUNT)
+            .prop_map(|overdraft_limit| AccountEvent::OverdraftLimitChanged { overdraft_limit }),
     ]
 }
 

@@ -166,6 +166,10 @@ fn representative_events() -> Vec<AccountEvent> {
         AccountEvent::AccountClosed {
             reason: Some("customer request".into()),
         },
+        AccountEvent::OverdraftLimitChanged { overdraft_limit: 0 },
+        AccountEvent::OverdraftLimitChanged {
+            overdraft_limit: MAX_AMOUNT,
+        },
     ]
 }
 

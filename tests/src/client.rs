@@ -43,6 +43,16 @@ impl TestApp {
         read(request.send().await.expect("request")).await
     }
 
+    /// PUTs a command body with a bearer token.
+    pub async fn command_put(&self, token: &str, path: &str, body: &Value) -> Answer {
+        let request = self
+            .client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body);
+        read(request.send().await.expect("request")).await
+    }
+
     /// GETs a path with a bearer token.
     pub async fn read(&self, token: &str, path: &str) -> Answer {
         let response = self

@@ -22,7 +22,12 @@ use uuid::Uuid;
 #[rustfmt::skip]
 const MATRIX: &[(&str, [u16; 6])] = &[
     ("POST /v1/accounts",                       [201, 403, 403, 403, 201, 201]),
-    ("POST /v1/accounts/{A}/deposits",          [200, 403, 403, 403, 200, 200]),
+    // credit and chosen ids are the bank's business, not the customer's
+    ("POST /v1/accounts?with=overdraft_limit",  [403, 403, 403, 403, 201, 201]),
+    ("POST /v1/accounts?with=account_id",       [403, 403, 403, 403, 201, 201]),
+    // money enters from outside rails, through a service
+    ("POST /v1/accounts/{A}/deposits",          [403, 403, 403, 403, 200, 200]),
+    ("PUT /v1/accounts/{A}/overdraft-limit",    [403, 403, 403, 403, 200, 200]),
     ("POST /v1/accounts/{A}/withdrawals",       [200, 403, 403, 403, 200, 200]),
     ("POST /v1/transfers",                      [202, 403, 403, 403, 202, 202]),
     ("POST /v1/accounts/{F}/freeze",            [403, 200, 403, 403, 200, 200]),
@@ -45,7 +50,7 @@ const MATRIX: &[(&str, [u16; 6])] = &[
 /// A customer on an account it does not own: 404, so existence is not revealed (403 where the
 /// request itself names another owner).
 const NOT_OWNER: &[(&str, u16)] = &[
-    ("POST /v1/accounts/{A}/deposits", 404),
+    ("POST /v1/accounts/{A}/deposits", 403),
     ("POST /v1/accounts/{A}/withdrawals", 404),
     ("POST /v1/transfers", 404),
     ("POST /v1/accounts/{C}/close", 404),
@@ -148,10 +153,16 @@ async fn call(
             "{NOW}",
             &Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         );
+    let owner = token.map_or("x", |_| caller_sub(caller));
     let body = match template {
-        "/v1/accounts" => {
-            json!({"owner_id": token.map_or("x", |_| caller_sub(caller)), "currency": "EUR"})
+        "/v1/accounts" => json!({"owner_id": owner, "currency": "EUR"}),
+        "/v1/accounts?with=overdraft_limit" => {
+            json!({"owner_id": owner, "currency": "EUR", "overdraft_limit": 100})
         }
+        "/v1/accounts?with=account_id" => {
+            json!({"owner_id": owner, "currency": "EUR", "account_id": Uuid::new_v4()})
+        }
+        p if p.ends_with("/overdraft-limit") => json!({"limit": 100}),
         "/v1/transfers" => {
             json!({"from_account_id": fixture.a, "to_account_id": fixture.b, "amount": 1})
         }
@@ -160,6 +171,7 @@ async fn call(
     };
     let mut request = match method {
         "GET" => app.client.get(app.url(&path)),
+        "PUT" => app.client.put(app.url(&path)).json(&body),
         _ => app.client.post(app.url(&path)).json(&body),
     };
     if let Some(token) = token {

@@ -265,7 +265,11 @@ async fn rejections_write_no_event_and_map_to_statuses() {
     // a customer may not touch another owner's account, and learns nothing about it
     let mallory = env.token(Role::Customer, "mallory");
     let response = app
-        .post(&format!("{base}/deposits"), &mallory, &json!({"amount": 5}))
+        .post(
+            &format!("{base}/withdrawals"),
+            &mallory,
+            &json!({"amount": 5}),
+        )
         .await;
     assert_eq!(response.status(), 404);
     let auditor = env.token(Role::Auditor, "aud");

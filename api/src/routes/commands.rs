@@ -1,4 +1,4 @@
-//! Command endpoints: open, deposit, withdraw, freeze, unfreeze, close.
+//! Command endpoints: open, deposit, withdraw, freeze, unfreeze, close, overdraft limit.
 //!
 //! Each handler checks the role matrix, parses and validates the body, builds the command and
 //! hands it to [`crate::routes::execute`]. Ownership (a customer acts only on its own
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Accepted, CommandRequest, execute, parse_body, parse_id, require};
+use super::{Accepted, CommandRequest, execute, parse_body, parse_id, reject_foreign, require};
 use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::idempotency::Intent;
@@ -45,6 +45,12 @@ pub struct AmountBody {
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitBody {
+    pub limit: i64,
 }
 
 /// What a successful command answers (example for the OpenAPI document).
@@ -98,7 +104,12 @@ pub async fn open_account(
             format!("0 to {MAX_AMOUNT}"),
         ));
     }
-    if principal.role == Role::Customer && body.owner_id != principal.sub {
+    // a customer opens accounts for itself, without credit and without choosing the id
+    if principal.role == Role::Customer
+        && (body.owner_id != principal.sub
+            || body.overdraft_limit.is_some()
+            || body.account_id.is_some())
+    {
         return Err(ApiError::Forbidden);
     }
     let (Ok(currency), true) = (currency, errors.is_empty()) else {
@@ -168,11 +179,12 @@ async fn money(
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
     let account_id = parse_id(&id)?;
+    let ownership = reject_foreign(&state, &principal, account_id).await?;
     let schema = match action {
         Action::Withdraw => CommandSchema::Withdrawal,
         _ => CommandSchema::Deposit,
     };
-    let body: AmountBody = parse_body(schema, &body)?;
+    let body: AmountBody = parse_body(schema, &body).map_err(|e| ownership.hide(e))?;
     let mut errors = Vec::new();
     if !(1..=MAX_AMOUNT).contains(&body.amount) {
         errors.push(FieldError::new(
@@ -187,7 +199,7 @@ async fn money(
         MAX_REFERENCE_CHARS,
     );
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(ownership.hide(ApiError::Validation(errors)));
     }
     let (amount, reference) = (body.amount, body.reference);
     let command = match action {
@@ -262,11 +274,13 @@ async fn status_change(
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
     let account_id = parse_id(&id)?;
-    let body: ReasonBody = parse_body(CommandSchema::StatusChange, &body)?;
+    let ownership = reject_foreign(&state, &principal, account_id).await?;
+    let body: ReasonBody =
+        parse_body(CommandSchema::StatusChange, &body).map_err(|e| ownership.hide(e))?;
     let mut errors = Vec::new();
     check_text(&mut errors, "/reason", &body.reason, MAX_REASON_CHARS);
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(ownership.hide(ApiError::Validation(errors)));
     }
     let reason = body.reason;
     let command = match action {
@@ -285,4 +299,31 @@ fn check_text(errors: &mut Vec<FieldError>, pointer: &str, value: &Option<String
             format!("at most {max} characters"),
         ));
     }
+}
+
+/// PUT /v1/accounts/{id}/overdraft-limit
+#[utoipa::path(put, path = "/v1/accounts/{id}/overdraft-limit", tag = "commands",
+    summary = "Set the overdraft limit (service, admin)",
+    description = "A credit decision of the bank: how far below zero the balance may go. A limit below the account's current overdraft is refused (409 limit_below_overdraft).",
+    params(("id" = Uuid, Path, description = "Account id")),
+    request_body(content = ref("#/components/schemas/OverdraftLimit"), content_type = "application/json",
+        description = "schemas/commands/overdraft-limit.json"),
+    responses((status = 200, description = "Applied.", body = Accepted, example = json!(accepted_example()))))]
+pub async fn set_overdraft_limit(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    intent: Option<Extension<Intent>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require(&principal, Action::SetOverdraftLimit)?;
+    let account_id = parse_id(&id)?;
+    let body: LimitBody = parse_body(CommandSchema::OverdraftLimit, &body)?;
+    let command = AccountCommand::SetOverdraftLimit {
+        overdraft_limit: body.limit,
+    };
+    let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    let accepted = execute(&state, request, account_id, command).await?;
+    Ok(Json(accepted).into_response())
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use logbook_commands::domain::AccountCommand;
+use logbook_commands::domain::{AccountCommand, RejectionKind};
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +40,7 @@ fn command_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commands::freeze))
         .routes(routes!(commands::unfreeze))
         .routes(routes!(commands::close))
+        .routes(routes!(commands::set_overdraft_limit))
         .routes(routes!(transfers::create))
 }
 
@@ -203,14 +204,77 @@ pub async fn execute(
                 code,
                 message,
             } => Err(ApiError::Rejected {
+                // "not found" looks the same whoever answers it (see `reject_foreign`)
+                command_id: (kind != RejectionKind::NotFound).then_some(command_id),
                 kind,
                 code,
                 message,
-                command_id: Some(command_id),
             }),
         },
         Err(GatewayError::Timeout(command_id)) => Err(ApiError::Timeout { command_id }),
         Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// Whether the caller owns the account a command names, as far as the gateway can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Not a customer: ownership does not limit the caller.
+    Unlimited,
+    /// A customer, and the `accounts` read model shows the account as its own.
+    Own,
+    /// A customer, and the read model does not know the account (yet).
+    Unknown,
+}
+
+impl Ownership {
+    /// An invalid request on an account a customer is not known to own says only "not found":
+    /// otherwise 422 and 404 would tell existing accounts from missing ones.
+    pub fn hide(self, error: ApiError) -> ApiError {
+        match (self, &error) {
+            (Ownership::Unknown, ApiError::Validation(_) | ApiError::InvalidJson(_)) => {
+                account_not_found()
+            }
+            _ => error,
+        }
+    }
+}
+
+/// For a customer, 404 when the account is someone else's, before any other check of the
+/// request, so that no answer tells anything about an account it does not own. The `accounts`
+/// read model knows the owner once the account is projected; an account it does not know yet
+/// goes on to the processor, which holds its state and answers exactly the same way.
+pub async fn reject_foreign(
+    state: &AppState,
+    principal: &Principal,
+    account_id: Uuid,
+) -> Result<Ownership, ApiError> {
+    if principal.role != crate::auth::Role::Customer {
+        return Ok(Ownership::Unlimited);
+    }
+    let Some(pool) = &state.db else {
+        return Ok(Ownership::Unknown);
+    };
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT owner_id FROM accounts WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(ApiError::internal)?;
+    match owner {
+        Some(owner) if owner != principal.sub => Err(account_not_found()),
+        Some(_) => Ok(Ownership::Own),
+        None => Ok(Ownership::Unknown),
+    }
+}
+
+/// The answer to a command on an account that does not exist, or that a customer does not own.
+pub fn account_not_found() -> ApiError {
+    ApiError::Rejected {
+        kind: RejectionKind::NotFound,
+        code: "account_not_found".into(),
+        message: "account not found".into(),
+        command_id: None,
     }
 }
 

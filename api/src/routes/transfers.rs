@@ -4,8 +4,10 @@
 //! funds, status and ownership (a customer transfers only from its own accounts). The credit to
 //! the target and, if the target refuses it (closed, unknown, other currency), the refund are the
 //! saga's steps. The target's currency is authoritative only on the target's partition, so the
-//! currency check there is the rule; the gateway also looks the target up in the `accounts`
-//! read model and answers 409 at once when it already knows the currencies differ.
+//! currency check there is the rule; for callers that may read both accounts the gateway also
+//! looks the target up in the `accounts` read model and answers 409 at once when it already
+//! knows the currencies differ. A customer learns nothing of a target it does not own but
+//! whether the transfer completed or failed: no currency, no existence, no reason.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -69,7 +71,16 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::Transfer)?;
-    let body: TransferBody = parse_body(CommandSchema::Transfer, &body)?;
+    // a customer's foreign source is 404 before anything else of the body is checked
+    let source = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|b| b["from_account_id"].as_str().and_then(|s| s.parse().ok()));
+    let ownership = match source {
+        Some(source) => super::reject_foreign(&state, &principal, source).await?,
+        None => super::Ownership::Unlimited,
+    };
+    let body: TransferBody =
+        parse_body(CommandSchema::Transfer, &body).map_err(|e| ownership.hide(e))?;
     let mut errors = Vec::new();
     if !(1..=MAX_AMOUNT).contains(&body.amount) {
         errors.push(FieldError::new(
@@ -94,9 +105,11 @@ pub async fn create(
         ));
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(ownership.hide(ApiError::Validation(errors)));
     }
-    reject_known_currency_mismatch(&state, body.from_account_id, body.to_account_id).await?;
+    if crate::policy::access(principal.role, Action::ReadAccount) == crate::policy::Access::Any {
+        reject_known_currency_mismatch(&state, body.from_account_id, body.to_account_id).await?;
+    }
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     // a retry with the same Idempotency-Key names the same transfer: the id kept with the key
     let transfer_id = body.transfer_id.unwrap_or_else(|| request.resource_id());
@@ -210,20 +223,26 @@ pub async fn get_transfer(
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
+    let mut transfer = transfer;
     let access = crate::policy::access(principal.role, Action::ReadTransactions);
     if access != crate::policy::Access::Any {
-        let mut visible = false;
-        for account in [transfer.from_account_id, transfer.to_account_id]
+        let mut owned = [false, false];
+        for (i, account) in [transfer.from_account_id, transfer.to_account_id]
             .into_iter()
-            .flatten()
+            .enumerate()
         {
-            let owned = super::queries::visible_account(pool, account, &principal, access)
-                .await
-                .is_ok();
-            visible |= owned;
+            if let Some(account) = account {
+                owned[i] = super::queries::visible_account(pool, account, &principal, access)
+                    .await
+                    .is_ok();
+            }
         }
-        if !visible {
+        if owned == [false, false] {
             return Err(ApiError::NotFound.into());
+        }
+        // why a credit was refused tells about the target: only its owner learns it
+        if !owned[1] && transfer.reason.is_some() {
+            transfer.reason = Some("transfer_failed".into());
         }
     }
     Ok(Json(transfer).into_response())

@@ -84,6 +84,8 @@ pub enum AccountCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Set how far below zero the balance may go (a credit decision of the bank).
+    SetOverdraftLimit { overdraft_limit: i64 },
 }
 
 impl AccountCommand {
@@ -100,6 +102,7 @@ impl AccountCommand {
             AccountCommand::Freeze { .. } => "freeze",
             AccountCommand::Unfreeze { .. } => "unfreeze",
             AccountCommand::Close { .. } => "close",
+            AccountCommand::SetOverdraftLimit { .. } => "set_overdraft_limit",
         }
     }
 
@@ -186,6 +189,13 @@ impl AccountCommand {
             } => {
                 check_transfer(*transfer_id, *to_account_id, account_id, "to_account_id")?;
                 check_amount(*amount)
+            }
+            AccountCommand::SetOverdraftLimit { overdraft_limit } => {
+                if (0..=MAX_AMOUNT).contains(overdraft_limit) {
+                    Ok(())
+                } else {
+                    Err(DomainError::InvalidOverdraftLimit)
+                }
             }
             AccountCommand::Freeze { reason }
             | AccountCommand::Unfreeze { reason }

@@ -69,6 +69,8 @@ pub enum DomainError {
     TooManyTransfersInFlight,
     #[error("the step does not match the transfer in flight")]
     TransferMismatch,
+    #[error("the account is overdrawn by more than the new limit")]
+    LimitBelowOverdraft,
     #[error(
         "amount must be a whole number of minor units from 1 to {}",
         MAX_AMOUNT
@@ -110,7 +112,8 @@ impl DomainError {
             | DomainError::TransferIdReused
             | DomainError::TransferPending
             | DomainError::TooManyTransfersInFlight
-            | DomainError::TransferMismatch => RejectionKind::Conflict,
+            | DomainError::TransferMismatch
+            | DomainError::LimitBelowOverdraft => RejectionKind::Conflict,
             DomainError::InvalidAmount
             | DomainError::InvalidOverdraftLimit
             | DomainError::InvalidField { .. }
@@ -135,6 +138,7 @@ impl DomainError {
             DomainError::TransferPending => "transfer_pending",
             DomainError::TooManyTransfersInFlight => "too_many_transfers_in_flight",
             DomainError::TransferMismatch => "transfer_mismatch",
+            DomainError::LimitBelowOverdraft => "limit_below_overdraft",
             DomainError::InvalidAmount => "invalid_amount",
             DomainError::InvalidOverdraftLimit => "invalid_overdraft_limit",
             DomainError::InvalidField { .. } => "invalid_field",

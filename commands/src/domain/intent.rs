@@ -90,6 +90,9 @@ pub fn command_of(account: &Account, event: &AccountEvent) -> Option<AccountComm
         AccountEvent::AccountFrozen { reason } => AccountCommand::Freeze { reason },
         AccountEvent::AccountUnfrozen { reason } => AccountCommand::Unfreeze { reason },
         AccountEvent::AccountClosed { reason } => AccountCommand::Close { reason },
+        AccountEvent::OverdraftLimitChanged { overdraft_limit } => {
+            AccountCommand::SetOverdraftLimit { overdraft_limit }
+        }
     };
     Some(command)
 }

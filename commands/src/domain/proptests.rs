@@ -62,6 +62,8 @@ fn command() -> impl Strategy<Value = AccountCommand> {
         1 => text(500).prop_map(|reason| AccountCommand::Freeze { reason }),
         1 => text(500).prop_map(|reason| AccountCommand::Unfreeze { reason }),
         1 => text(500).prop_map(|reason| AccountCommand::Close { reason }),
+        1 => prop_oneof![0i64..300, Just(-1), Just(MAX_AMOUNT + 1)]
+            .prop_map(|overdraft_limit| AccountCommand::SetOverdraftLimit { overdraft_limit }),
     ]
 }
 

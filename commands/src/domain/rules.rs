@@ -171,6 +171,16 @@ pub fn decide(state: &Account, command: &AccountCommand) -> Result<Vec<AccountEv
             },
             _ => return Err(DomainError::NotFrozen),
         },
+        AccountCommand::SetOverdraftLimit { overdraft_limit } => {
+            usable(state)?;
+            // overdraft_limit is 0..=MAX_AMOUNT (validated), so negating it cannot overflow
+            if state.balance() < -overdraft_limit {
+                return Err(DomainError::LimitBelowOverdraft);
+            }
+            AccountEvent::OverdraftLimitChanged {
+                overdraft_limit: *overdraft_limit,
+            }
+        }
         AccountCommand::Close { reason } => {
             usable(state)?;
             if state.balance() != 0 {

@@ -204,6 +204,9 @@ pub fn apply(state: &mut Account, event: &AccountEvent) {
         AccountEvent::AccountFrozen { .. } => state.status = Some(AccountStatus::Frozen),
         AccountEvent::AccountUnfrozen { .. } => state.status = Some(AccountStatus::Active),
         AccountEvent::AccountClosed { .. } => state.status = Some(AccountStatus::Closed),
+        AccountEvent::OverdraftLimitChanged { overdraft_limit } => {
+            state.overdraft_limit = *overdraft_limit;
+        }
     }
     state.version = state.version.saturating_add(1);
 }

@@ -142,6 +142,12 @@ impl Folder {
         if let Some(status) = new_status(event) {
             account.status = status.to_owned();
         }
+        if let AccountEvent::OverdraftLimitChanged { overdraft_limit } = event {
+            if *overdraft_limit < 0 {
+                return Err(format!("OverdraftLimitChanged to {overdraft_limit}"));
+            }
+            account.overdraft_limit = *overdraft_limit;
+        }
         if let Some(line) = line_of(envelope, event, sequence) {
             check_balance(account, &line, event)?;
             account.balance = line.balance_after;

@@ -57,7 +57,8 @@ async fn write_accounts(
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
          $6::text[], $7::int8[], $8::timestamptz[], $9::timestamptz[]) \
          ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, \
-         status = EXCLUDED.status, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
+         overdraft_limit = EXCLUDED.overdraft_limit, status = EXCLUDED.status, \
+         version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
          WHERE {table}.version < EXCLUDED.version"
     );
     sqlx::query(&sql)

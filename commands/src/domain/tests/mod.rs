@@ -174,5 +174,6 @@ pub(super) fn every_command() -> Vec<AccountCommand> {
         AccountCommand::Freeze { reason: None },
         AccountCommand::Unfreeze { reason: None },
         AccountCommand::Close { reason: None },
+        AccountCommand::SetOverdraftLimit { overdraft_limit: 0 },
     ]
 }

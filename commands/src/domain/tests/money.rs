@@ -243,3 +243,37 @@ fn string_limits_are_enforced() {
             });
     }
 }
+
+#[test]
+fn the_overdraft_limit_changes_but_never_below_the_overdraft() {
+    let overdrawn = [opened(100), withdrawn(60, -60)];
+    given(&overdrawn)
+        .when(AccountCommand::SetOverdraftLimit {
+            overdraft_limit: 59,
+        })
+        .then_error(DomainError::LimitBelowOverdraft);
+    let state = given(&overdrawn)
+        .when(AccountCommand::SetOverdraftLimit {
+            overdraft_limit: 60,
+        })
+        .then(&[AccountEvent::OverdraftLimitChanged {
+            overdraft_limit: 60,
+        }]);
+    assert_eq!(state.overdraft_limit(), 60);
+    given(&[opened(0)])
+        .when(AccountCommand::SetOverdraftLimit {
+            overdraft_limit: MAX_AMOUNT + 1,
+        })
+        .then_error(DomainError::InvalidOverdraftLimit);
+    given(&[opened(0), closed()])
+        .when(AccountCommand::SetOverdraftLimit { overdraft_limit: 5 })
+        .then_error(DomainError::AccountClosed);
+}
+
+fn withdrawn(amount: i64, balance_after: i64) -> AccountEvent {
+    AccountEvent::FundsWithdrawn {
+        amount,
+        balance_after,
+        reference: None,
+    }
+}

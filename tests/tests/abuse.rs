@@ -1,0 +1,191 @@
+//! What an attacker with a valid customer token would try: make money from nowhere, or learn
+//! about accounts it does not own.
+
+use std::time::{Duration, Instant};
+
+use logbook_api::auth::Role;
+use logbook_api::roles::Roles;
+use logbook_tests::client::Answer;
+use logbook_tests::{TestApp, TestEnv};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn open(app: &TestApp, token: &str, owner: &str, currency: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let body = json!({"owner_id": owner, "currency": currency, "account_id": id});
+    let (status, answer) = app.post_until_answered(token, "/v1/accounts", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    id
+}
+
+async fn projected(app: &TestApp, token: &str, account: Uuid, ready: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = app.read(token, &format!("/v1/accounts/{account}")).await;
+        if answer.status == 200 && ready(&answer.body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{:?}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn customers_cannot_create_money() {
+    let env = TestEnv::new().await;
+    let app = env.spawn(Roles::ALL).await;
+    let alice = env.token(Role::Customer, "alice");
+    let service = env.token(Role::Service, "bank");
+
+    let greedy = json!({"owner_id": "alice", "currency": "EUR", "overdraft_limit": 1_000_000_000_000_000i64});
+    let answer = app.command(&alice, "/v1/accounts", None, &greedy).await;
+    assert_eq!(answer.status, 403, "{:?}", answer.body);
+    let chosen = json!({"owner_id": "alice", "currency": "EUR", "account_id": Uuid::new_v4()});
+    assert_eq!(
+        app.command(&alice, "/v1/accounts", None, &chosen)
+            .await
+            .status,
+        403
+    );
+    let plain = json!({"owner_id": "alice", "currency": "EUR"});
+    let opened = app.command(&alice, "/v1/accounts", None, &plain).await;
+    assert_eq!(opened.status, 201, "{:?}", opened.body);
+    let account = opened.body["account_id"].as_str().expect("id").to_string();
+    let deposit = format!("/v1/accounts/{account}/deposits");
+    assert_eq!(
+        app.command(&alice, &deposit, None, &json!({"amount": 100}))
+            .await
+            .status,
+        403,
+        "money enters through a service"
+    );
+    let limit = format!("/v1/accounts/{account}/overdraft-limit");
+    assert_eq!(
+        app.command_put(&alice, &limit, &json!({"limit": 500}))
+            .await
+            .status,
+        403
+    );
+    let withdraw = format!("/v1/accounts/{account}/withdrawals");
+    let answer = app
+        .command(&alice, &withdraw, None, &json!({"amount": 1}))
+        .await;
+    assert_eq!(answer.problem(), Some("insufficient_funds"));
+
+    // the bank grants credit, and takes it back only as far as it is not used
+    assert_eq!(
+        app.command_put(&service, &limit, &json!({"limit": 100}))
+            .await
+            .status,
+        200
+    );
+    let answer = app
+        .command(&alice, &withdraw, None, &json!({"amount": 60}))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let refused = app
+        .command_put(&service, &limit, &json!({"limit": 59}))
+        .await;
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert_eq!(refused.problem(), Some("limit_below_overdraft"));
+    let answer = app
+        .command_put(&service, &limit, &json!({"limit": 60}))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let id: Uuid = account.parse().expect("uuid");
+    projected(&app, &alice, id, |a| {
+        a["overdraft_limit"] == 60 && a["balance"] == -60
+    })
+    .await;
+    let invalid = app
+        .command_put(&service, &limit, &json!({"limit": -1}))
+        .await;
+    assert_eq!(invalid.status, 422);
+    app.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn customers_learn_nothing_about_accounts_they_do_not_own() {
+    let env = TestEnv::new().await;
+    let app = env.spawn(Roles::ALL).await;
+    let service = env.token(Role::Service, "bank");
+    let alice = env.token(Role::Customer, "alice");
+    let mine = open(&app, &service, "alice", "USD").await;
+    let bobs = open(&app, &service, "bob", "EUR").await;
+    let path = format!("/v1/accounts/{mine}/deposits");
+    assert_eq!(
+        app.post_until_answered(&service, &path, &json!({"amount": 100}))
+            .await
+            .0,
+        200
+    );
+    projected(&app, &service, bobs, |_| true).await;
+    projected(&app, &service, mine, |a| a["balance"] == 100).await;
+
+    // a foreign account and one that does not exist answer alike, before the body is read
+    let nowhere = Uuid::new_v4();
+    for account in [bobs, nowhere] {
+        let withdraw = format!("/v1/accounts/{account}/withdrawals");
+        let bad_body = app
+            .command(&alice, &withdraw, None, &json!({"amount": 0}))
+            .await;
+        assert_eq!(bad_body.status, 404, "{account}: {:?}", bad_body.body);
+        assert_same_not_found(&bad_body);
+        let close = format!("/v1/accounts/{account}/close");
+        assert_same_not_found(&app.command(&alice, &close, None, &json!({})).await);
+        let from_foreign = json!({"from_account_id": account, "to_account_id": mine, "amount": 0});
+        assert_same_not_found(
+            &app.command(&alice, "/v1/transfers", None, &from_foreign)
+                .await,
+        );
+    }
+    // a valid withdrawal from a foreign account: 404 too (decided by the processor or the gateway)
+    let withdraw = format!("/v1/accounts/{bobs}/withdrawals");
+    assert_same_not_found(
+        &app.command(&alice, &withdraw, None, &json!({"amount": 1}))
+            .await,
+    );
+
+    // to a foreign account in another currency: accepted, then failed, and only "failed"
+    let to_bob = json!({"from_account_id": mine, "to_account_id": bobs, "amount": 10});
+    let accepted = app.command(&alice, "/v1/transfers", None, &to_bob).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let text = accepted.body.to_string();
+    assert!(
+        !text.contains("EUR"),
+        "the answer names the target's currency: {text}"
+    );
+    let transfer = accepted.body["transfer_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen = app.read(&alice, &format!("/v1/transfers/{transfer}")).await;
+        if seen.body["status"] == "failed" {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "{:?}", seen.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seen.body["reason"], "transfer_failed");
+    assert!(!seen.body.to_string().contains("EUR"), "{:?}", seen.body);
+    let for_the_bank = app
+        .read(&service, &format!("/v1/transfers/{transfer}"))
+        .await;
+    assert_eq!(for_the_bank.body["reason"], "currency_mismatch");
+    app.stop().await.expect("stop");
+}
+
+/// A 404 that says no more than "account not found".
+fn assert_same_not_found(answer: &Answer) {
+    assert_eq!(answer.status, 404, "{:?}", answer.body);
+    assert_eq!(
+        answer.problem(),
+        Some("account_not_found"),
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(answer.body["detail"], "account not found");
+    assert!(answer.body.get("command_id").is_none(), "{:?}", answer.body);
+}
