@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::problem::ApiError;
-use crate::security::settings::{JwtAlgorithm, JwtOptions, MAX_LEEWAY_SECONDS};
+use crate::security::settings::{
+    JwtAlgorithm, JwtOptions, MAX_LEEWAY_SECONDS, MIN_HS256_SECRET_BYTES,
+};
 
 /// The roles of DESIGN.md §7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -63,11 +65,15 @@ struct MintedClaims<'a> {
     aud: Option<&'a str>,
 }
 
-/// What a verified token must carry (`exp`, `nbf`, `iss`, `aud` are checked by the validation).
+/// What a verified token must carry (`exp`, `nbf`, `iss`, `aud` are checked by the validation;
+/// the lifetime by [`JwtKeys::verify`]).
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
     role: Role,
+    exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
 }
 
 /// Who is calling: the verified `sub` and `role` of the token.
@@ -99,6 +105,8 @@ pub enum AuthError {
     NoSigningKey(JwtAlgorithm),
     #[error("JWT key configuration: {0}")]
     Config(String),
+    #[error("token lifetime of {0} s is longer than the {1} s allowed")]
+    Lifetime(i64, u64),
 }
 
 /// The verification key (and the signing key, when this process has one).
@@ -110,6 +118,7 @@ pub struct JwtKeys {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
+    max_lifetime_seconds: u64,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -128,9 +137,17 @@ impl JwtKeys {
     pub fn from_settings(secret: Option<&Secret>, options: &JwtOptions) -> Result<Self, AuthError> {
         let config = |what: &str| AuthError::Config(what.to_string());
         match options.algorithm {
-            JwtAlgorithm::Hs256 => secret
-                .map(|s| Self::hmac(s, options))
-                .ok_or_else(|| config("HS256 needs LOGBOOK_JWT_SECRET(_FILE)")),
+            JwtAlgorithm::Hs256 => {
+                let secret =
+                    secret.ok_or_else(|| config("HS256 needs LOGBOOK_JWT_SECRET(_FILE)"))?;
+                if secret.expose().len() < MIN_HS256_SECRET_BYTES {
+                    return Err(AuthError::Config(format!(
+                        "LOGBOOK_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes \
+                         (e.g. openssl rand -hex 32)"
+                    )));
+                }
+                Ok(Self::hmac(secret, options))
+            }
             JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => {
                 let public = options
                     .public_key
@@ -206,6 +223,7 @@ impl JwtKeys {
             validation,
             issuer: options.issuer.clone(),
             audience: options.audience.clone(),
+            max_lifetime_seconds: options.max_lifetime_seconds,
         }
     }
 
@@ -226,6 +244,9 @@ impl JwtKeys {
                     Algorithm::ES256 => JwtAlgorithm::Es256,
                     _ => JwtAlgorithm::Hs256,
                 }))?;
+        if ttl_seconds > self.max_lifetime_seconds as i64 {
+            return Err(AuthError::Lifetime(ttl_seconds, self.max_lifetime_seconds));
+        }
         let claims = MintedClaims {
             sub,
             role,
@@ -241,6 +262,12 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(AuthError::Invalid)?;
+        let start = data.claims.iat.unwrap_or_else(|| Utc::now().timestamp());
+        let lifetime = data.claims.exp.saturating_sub(start);
+        let allowed = self.max_lifetime_seconds + self.validation.leeway;
+        if lifetime > allowed as i64 {
+            return Err(AuthError::Lifetime(lifetime, self.max_lifetime_seconds));
+        }
         Ok(Principal {
             sub: data.claims.sub,
             role: data.claims.role,
@@ -276,6 +303,31 @@ impl FromRequestParts<AppState> for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_hs256_secrets_are_refused_and_lifetimes_are_bounded() {
+        let short = Secret::new("x".repeat(MIN_HS256_SECRET_BYTES - 1));
+        let refused = JwtKeys::from_settings(Some(&short), &JwtOptions::default());
+        assert!(matches!(refused, Err(AuthError::Config(_))), "{refused:?}");
+        let options = JwtOptions {
+            max_lifetime_seconds: 600,
+            ..JwtOptions::default()
+        };
+        let secret = Secret::new("k".repeat(MIN_HS256_SECRET_BYTES));
+        let keys = JwtKeys::from_settings(Some(&secret), &options).expect("keys");
+        assert!(matches!(
+            keys.mint("a", Role::Admin, 601, Utc::now()),
+            Err(AuthError::Lifetime(..))
+        ));
+        // a token minted elsewhere for longer than allowed is refused
+        let lenient = JwtKeys::hs256(&secret);
+        let long = lenient
+            .mint("a", Role::Admin, 7200, Utc::now())
+            .expect("mints");
+        assert!(matches!(keys.verify(&long), Err(AuthError::Lifetime(..))));
+        let fine = keys.mint("a", Role::Admin, 600, Utc::now()).expect("mints");
+        assert!(keys.verify(&fine).is_ok());
+    }
 
     #[test]
     fn minted_tokens_verify_and_expired_or_foreign_ones_do_not() {
@@ -381,7 +433,7 @@ mod tests {
 
     #[test]
     fn issuer_not_before_and_alg_none_are_checked() {
-        let secret = Secret::new("test-secret-two");
+        let secret = Secret::new("test-secret-two-long-enough-for-hs256");
         let with_issuer = JwtOptions {
             issuer: Some("https://idp.example".into()),
             ..JwtOptions::default()

@@ -148,7 +148,10 @@ impl RateLimiter {
                     .get(&principal.role)
                     .copied()
                     .unwrap_or(self.quotas.anonymous);
-                (format!("sub:{}", principal.sub), quota)
+                (
+                    format!("principal:{}:{}", principal.role.as_str(), principal.sub),
+                    quota,
+                )
             }
             Err(_) => (
                 format!(

@@ -189,3 +189,45 @@ fn assert_same_not_found(answer: &Answer) {
     assert_eq!(answer.body["detail"], "account not found");
     assert!(answer.body.get("command_id").is_none(), "{:?}", answer.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_are_bounded_and_keys_belong_to_one_role() {
+    let env = TestEnv::new().await;
+    // a short HMAC key is refused at start
+    let mut weak = env.settings();
+    weak.jwt_secret = Some(logbook_events::Secret::new("short-secret"));
+    let error = logbook_api::app::Application::build(&weak, None)
+        .await
+        .expect_err("a short key is refused");
+    assert!(error.to_string().contains("at least 32 bytes"), "{error}");
+
+    let app = env.spawn(Roles::ALL).await;
+    // a token that lives longer than allowed (24 h by default) is refused
+    let lenient = logbook_api::security::settings::JwtOptions {
+        max_lifetime_seconds: 30 * 86_400,
+        ..Default::default()
+    };
+    let keys =
+        logbook_api::auth::JwtKeys::from_settings(Some(&env.jwt_secret), &lenient).expect("keys");
+    let forever = keys
+        .mint("ops", Role::Admin, 7 * 86_400, chrono::Utc::now())
+        .expect("minted with the key");
+    assert_eq!(app.read(&forever, "/v1/accounts").await.status, 401);
+
+    // one sub under two roles holds two sets of Idempotency-Keys
+    let service = env.token(Role::Service, "ops");
+    let admin = env.token(Role::Admin, "ops");
+    let account = open(&app, &service, "bank", "EUR").await;
+    let path = format!("/v1/accounts/{account}/deposits");
+    let first = app
+        .command(&service, &path, Some("k"), &json!({"amount": 5}))
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let second = app
+        .command(&admin, &path, Some("k"), &json!({"amount": 5}))
+        .await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert!(!second.replayed, "another role's key answered");
+    projected(&app, &service, account, |a| a["balance"] == 10).await;
+    app.stop().await.expect("stop");
+}

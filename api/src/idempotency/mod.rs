@@ -3,7 +3,7 @@
 //! rejections; the same key with another request gets 422; while the first attempt is in
 //! flight, 409 with `Retry-After`.
 //!
-//! Keys are scoped per principal (the token's `sub`). The request fingerprint is the SHA-256 of
+//! Keys are scoped per principal (the token's `role` and `sub`). The request fingerprint is the SHA-256 of
 //! method, path and canonical JSON body (object keys sorted, insignificant whitespace dropped).
 //! 5xx answers are not final: the key is released and a retry runs again, still at most once:
 //! the key keeps its [`Intent`] (the command id, the id of what it creates, the instant of the
@@ -61,7 +61,8 @@ pub async fn replay(State(state): State<AppState>, request: Request, next: Next)
         }
     };
     let key = KeyRef {
-        principal: principal.sub,
+        // scoped by role too: one `sub` under two roles holds two sets of keys
+        principal: format!("{}:{}", principal.role.as_str(), principal.sub),
         key,
         fingerprint: fingerprint(parts.method.as_str(), parts.uri.path(), &bytes),
     };

@@ -24,6 +24,8 @@ pub enum JwtAlgorithm {
 
 /// Largest clock skew that may be configured.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
+/// Shortest HS256 secret accepted: 32 bytes (256 bits, the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// How tokens are verified (and minted by `logbook token`), besides the HS256 secret.
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct JwtOptions {
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`, at most [`MAX_LEEWAY_SECONDS`].
     pub leeway_seconds: u64,
+    /// Longest lifetime of a token accepted (`exp - iat`, or `exp - now` without `iat`), and
+    /// minted by `logbook token`.
+    pub max_lifetime_seconds: u64,
 }
 
 impl Default for JwtOptions {
@@ -50,6 +55,7 @@ impl Default for JwtOptions {
             issuer: None,
             audience: None,
             leeway_seconds: 30,
+            max_lifetime_seconds: 86_400,
         }
     }
 }
@@ -95,6 +101,15 @@ pub struct SecurityArgs {
         global = true
     )]
     pub jwt_leeway_secs: u64,
+    /// Longest token lifetime accepted (and minted), seconds: a stolen token is worth at most
+    /// this long.
+    #[arg(
+        long,
+        env = "LOGBOOK_JWT_MAX_LIFETIME_SECS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub jwt_max_lifetime_secs: u64,
 
     /// PEM certificate chain: HTTPS when set together with the key.
     #[arg(long, env = "LOGBOOK_TLS_CERT", global = true)]
@@ -135,6 +150,7 @@ impl SecurityArgs {
             issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
             leeway_seconds: self.jwt_leeway_secs,
+            max_lifetime_seconds: self.jwt_max_lifetime_secs,
         })
     }
 
