@@ -35,6 +35,10 @@ pub enum ReplayError {
     InvalidSchema(String),
     #[error("schema {0} exists already (pass --replace to drop and refill it)")]
     SchemaExists(String),
+    #[error(
+        "schema {0} holds a live installation (the connection's schema, or a migrated one): never replayed into"
+    )]
+    LiveSchema(String),
     #[error("partition {partition} stopped at offset {offset}: {reason}")]
     Poisoned {
         partition: i32,
@@ -76,6 +80,17 @@ pub async fn prepare(pool: &PgPool, schema: &str, replace: bool) -> Result<(), R
             .bind(schema)
             .fetch_one(&mut *tx)
             .await?;
+    // never the live models: the connection's own schema, or any schema migrations ran in
+    let migrated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 \
+         AND tablename IN ('_sqlx_migrations', 'security_audit', 'idempotency_keys'))",
+    )
+    .bind(schema)
+    .fetch_one(&mut *tx)
+    .await?;
+    if schema == source || migrated {
+        return Err(ReplayError::LiveSchema(schema.to_owned()));
+    }
     if exists && !replace {
         return Err(ReplayError::SchemaExists(schema.to_owned()));
     }

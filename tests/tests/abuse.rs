@@ -231,3 +231,39 @@ async fn tokens_are_bounded_and_keys_belong_to_one_role() {
     projected(&app, &service, account, |a| a["balance"] == 10).await;
     app.stop().await.expect("stop");
 }
+
+/// `replay --into` never touches a live installation, whatever its schema is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_to_write_into_a_live_schema() {
+    let env = TestEnv::new().await;
+    sqlx::query("CREATE SCHEMA ledger_live")
+        .execute(&env.db)
+        .await
+        .expect("schema");
+    let live = logbook_projections::replay::options_in(env.db_options.clone(), "ledger_live");
+    let live = logbook_projections::db::pool(live, 1);
+    logbook_projections::db::migrate(&live)
+        .await
+        .expect("a live installation in its own schema");
+    for (pool, schema) in [(&env.db, "ledger_live"), (&live, "ledger_live")] {
+        let refused = logbook_projections::replay::prepare(pool, schema, true).await;
+        assert!(
+            matches!(
+                refused,
+                Err(logbook_projections::replay::ReplayError::LiveSchema(_))
+            ),
+            "{refused:?}"
+        );
+    }
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'ledger_live' AND tablename = 'accounts'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("count");
+    assert_eq!(tables, 1, "the live schema is untouched");
+    // a fresh schema is fine
+    logbook_projections::replay::prepare(&env.db, "analysis_1", false)
+        .await
+        .expect("replay schema");
+}

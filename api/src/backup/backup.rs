@@ -65,6 +65,11 @@ pub enum BackupError {
     },
     #[error("the folder holds a backup of prefix {found:?}, not {configured:?}: use a new folder")]
     OtherPrefix { found: String, configured: String },
+    #[error(
+        "{0} is not empty and holds no backup (no manifest.json): refusing to write into it; \
+         give an empty or new folder"
+    )]
+    NotABackup(PathBuf),
     #[error("topic {0} does not exist")]
     MissingTopic(String),
     #[error(
@@ -93,6 +98,7 @@ pub fn run_backup(
             });
         }
         Some(found) => found,
+        None if !is_empty(dir)? => return Err(BackupError::NotABackup(dir.to_path_buf())),
         None => Manifest::new(&kafka.topic_prefix, chrono::Utc::now()),
     };
     remove_leftovers(dir, &manifest)?;
@@ -201,12 +207,26 @@ fn partition_state(manifest: &Manifest, role: TopicRole, partition: i32) -> Part
         })
 }
 
-/// Deletes unfinished `*.tmp` files and finished segments the manifest never got to name.
+fn is_empty(dir: &Path) -> Result<bool, BackupError> {
+    Ok(std::fs::read_dir(dir)
+        .map_err(|e| folder(dir, e))?
+        .next()
+        .is_none())
+}
+
+/// Deletes unfinished `*.tmp` files and finished segments the manifest never got to name: only
+/// files named like segments, in the folders of the manifest's topics.
 fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> {
     let known: std::collections::HashSet<PathBuf> = manifest.files().map(|f| dir.join(f)).collect();
+    let topics: std::collections::HashSet<&str> =
+        manifest.topics.iter().map(|t| t.name.as_str()).collect();
     for topic in std::fs::read_dir(dir).map_err(|e| folder(dir, e))? {
         let topic = topic.map_err(|e| folder(dir, e))?.path();
-        if !topic.is_dir() {
+        let ours = topic
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| topics.contains(n));
+        if !topic.is_dir() || !ours {
             continue;
         }
         for partition in std::fs::read_dir(&topic).map_err(|e| folder(&topic, e))? {
@@ -216,7 +236,11 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<(), BackupError> 
             }
             for file in std::fs::read_dir(&partition).map_err(|e| folder(&partition, e))? {
                 let file = file.map_err(|e| folder(&partition, e))?.path();
-                if file.is_file() && !known.contains(&file) {
+                let segment_like = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".seg.zst") || n.ends_with(".seg.zst.tmp"));
+                if file.is_file() && segment_like && !known.contains(&file) {
                     tracing::info!(file = %file.display(), "removing a leftover of an interrupted backup");
                     std::fs::remove_file(&file).map_err(|e| folder(&file, e))?;
                 }
@@ -346,5 +370,36 @@ impl PartitionJob<'_> {
     fn save(&mut self) -> Result<(), BackupError> {
         self.manifest.updated_at = chrono::Utc::now();
         Ok(self.manifest.save(self.dir)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_that_is_not_a_backup_is_refused_and_left_alone() {
+        let dir = std::env::temp_dir().join(format!("not-a-backup-{}", uuid::Uuid::new_v4()));
+        let precious = dir.join("logbook.events/p0000/thesis.seg.zst");
+        std::fs::create_dir_all(precious.parent().expect("parent")).expect("folders");
+        std::fs::write(&precious, b"years of work").expect("file");
+        let options = BackupOptions {
+            out: dir.clone(),
+            include_commands_and_results: false,
+            segment_records: 10,
+            progress: false,
+        };
+        // refused before any connection to Kafka is made
+        let kafka = KafkaSettings::plaintext("127.0.0.1:1", "logbook");
+        let refused = run_backup(&kafka, &options);
+        assert!(
+            matches!(refused, Err(BackupError::NotABackup(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            std::fs::read(&precious).expect("still there"),
+            b"years of work"
+        );
+        std::fs::remove_dir_all(dir).expect("cleanup");
     }
 }

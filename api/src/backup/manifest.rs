@@ -101,6 +101,22 @@ pub enum ManifestError {
     },
     #[error("manifest format {0} is not supported (this binary reads {FORMAT_VERSION})")]
     Format(u32),
+    #[error("manifest names {0:?}, which is not a segment file inside the backup folder")]
+    OutsidePath(String),
+}
+
+/// Whether a segment path of a manifest stays inside its folder: relative, without `..`, `.`
+/// or a root, and named like a segment file. A manifest is data read from disk: it must not be
+/// able to make a restore read (or a backup delete) anything else.
+pub fn inside(file: &str) -> bool {
+    file.ends_with(".seg.zst")
+        && !file.contains('\\')
+        && file
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+        && Path::new(file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 impl Manifest {
@@ -129,6 +145,9 @@ impl Manifest {
             })?;
         if manifest.format != FORMAT_VERSION {
             return Err(ManifestError::Format(manifest.format));
+        }
+        if let Some(bad) = manifest.files().find(|file| !inside(file)) {
+            return Err(ManifestError::OutsidePath(bad.to_owned()));
         }
         Ok(Some(manifest))
     }
@@ -254,6 +273,45 @@ mod tests {
             back.files().collect::<Vec<_>>(),
             vec!["logbook.events/p0001/00000000000000000000-00000000000000000012.seg.zst"]
         );
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_manifest_cannot_name_files_outside_its_folder() {
+        let dir = std::env::temp_dir().join(format!("manifest-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("folder");
+        for bad in [
+            "../../etc/passwd.seg.zst",
+            "/etc/shadow.seg.zst",
+            "logbook.events/p0000/./x.seg.zst",
+            "logbook.events/p0000/notes.txt",
+        ] {
+            let mut manifest = Manifest::new("logbook", chrono::Utc::now());
+            manifest.topics.push(TopicBackup {
+                role: TopicRole::Events,
+                name: "logbook.events".into(),
+                partitions: 1,
+                replication_factor: 1,
+                config: BTreeMap::new(),
+                partition_backups: Vec::new(),
+            });
+            let topic = manifest.topic_mut(TopicRole::Events).expect("topic");
+            topic.partition_mut(0).add(SegmentInfo {
+                file: bad.into(),
+                first_index: 0,
+                records: 1,
+                first_offset: 0,
+                last_offset: 0,
+                next_offset: 1,
+                bytes: 1,
+                sha256: "ab".repeat(32),
+            });
+            manifest.save(&dir).expect("save");
+            assert!(
+                matches!(Manifest::load(&dir), Err(ManifestError::OutsidePath(_))),
+                "{bad} accepted"
+            );
+        }
         std::fs::remove_dir_all(dir).expect("cleanup");
     }
 }
