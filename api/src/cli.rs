@@ -48,6 +48,17 @@ pub enum Command {
     Topics,
     /// Apply the PostgreSQL migrations.
     Migrate,
+    /// Remove security audit rows older than the retention age (at least 30 days); the prune
+    /// is recorded in the trail.
+    PruneSecurityAudit {
+        /// Keep this many days.
+        #[arg(
+            long,
+            env = "LOGBOOK_SECURITY_AUDIT_RETENTION_DAYS",
+            default_value_t = 365
+        )]
+        retention_days: u32,
+    },
     /// Print the OpenAPI document (`logbook openapi > schemas/openapi.json`).
     Openapi,
     /// Rebuild projections (ledger, archive, or all) from offset 0 into shadow tables, then
@@ -136,6 +147,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Restore { from, force } => {
             crate::backup::commands::restore(&settings, from, force).await
+        }
+        Command::PruneSecurityAudit { retention_days } => {
+            let options = logbook_projections::db::options(
+                settings.require_database_url()?,
+                settings.database_password.as_ref(),
+            )?;
+            let pool = logbook_projections::db::pool(options, 1);
+            let removed =
+                crate::security::prune::prune(&pool, retention_days, chrono::Utc::now()).await?;
+            tracing::info!(removed, retention_days, "security audit pruned");
+            Ok(())
         }
         Command::Migrate => {
             let options = logbook_projections::db::options(

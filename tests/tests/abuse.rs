@@ -267,3 +267,83 @@ async fn replay_refuses_to_write_into_a_live_schema() {
         .await
         .expect("replay schema");
 }
+
+/// A flood of unauthenticated requests costs the trail one row per source and minute, stored
+/// paths are cut short, and old rows go only through the retention tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_trail_stays_bounded() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.rate_limits = None;
+    let app = env.spawn_with(settings, Roles::SERVE).await;
+    let long = format!("/v1/accounts/{}", "x".repeat(1_000));
+    for i in 0..50 {
+        let path = if i == 0 {
+            long.as_str()
+        } else {
+            "/v1/accounts"
+        };
+        let answer = app.read("not-a-token", path).await;
+        assert_eq!(answer.status, 401);
+    }
+    app.stop().await.expect("stop: the trail is written");
+    let rows: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT count, path FROM security_audit WHERE kind = 'authentication_failed'",
+    )
+    .fetch_all(&env.db)
+    .await
+    .expect("rows");
+    assert!(
+        rows.len() <= 4,
+        "one row per path and minute, not per request: {rows:?}"
+    );
+    assert_eq!(rows.iter().map(|r| r.0).sum::<i32>(), 50);
+    assert!(rows.iter().all(|r| r.1.chars().count() <= 200), "{rows:?}");
+
+    // retention: only the tool deletes, only past the age, and it leaves a trace
+    for days in [400, 40, 20] {
+        sqlx::query(
+            "INSERT INTO security_audit (occurred_at, kind, method, path, status, detail) \
+             VALUES (now() - make_interval(days => $1), 'permission_denied', 'GET', '/', 403, $2)",
+        )
+        .bind(days)
+        .bind(format!("{days} days old"))
+        .execute(&env.db)
+        .await
+        .expect("insert");
+    }
+    let refused = sqlx::query("DELETE FROM security_audit")
+        .execute(&env.db)
+        .await;
+    assert!(refused.is_err(), "the table is append-only");
+    use logbook_api::security::prune::{PruneError, prune};
+    assert!(matches!(
+        prune(&env.db, 7, chrono::Utc::now()).await,
+        Err(PruneError::TooShort(7))
+    ));
+    assert_eq!(
+        prune(&env.db, 365, chrono::Utc::now())
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        prune(&env.db, 30, chrono::Utc::now()).await.expect("prune"),
+        1
+    );
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT detail FROM security_audit WHERE detail LIKE '%days old' ORDER BY detail",
+    )
+    .fetch_all(&env.db)
+    .await
+    .expect("left");
+    assert_eq!(left, ["20 days old"]);
+    let traces: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM security_audit WHERE kind = 'admin_action' \
+         AND path = 'prune-security-audit'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("traces");
+    assert_eq!(traces, 2, "every prune is recorded");
+}

@@ -11,7 +11,14 @@
 //! Trade-off: a crash loses what was queued and not yet written (at most one batch, a few
 //! milliseconds), and a full queue drops records (counted in
 //! `logbook_security_audit_dropped_total`) rather than slowing the API down.
+//!
+//! Bounded under attack: unauthenticated denials (no valid token: 401, and 429 before
+//! authentication) are aggregated per source, kind and minute into one row with a `count`
+//! ([`Aggregator`], at most [`MAX_SOURCES`] sources a minute; the rest share one row), and
+//! stored paths are cut to [`MAX_PATH_CHARS`]. Over time: `logbook prune-security-audit` removes
+//! rows past the retention age, the one deletion the table's trigger allows.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -30,6 +37,12 @@ use crate::app::AppState;
 const QUEUE: usize = 10_000;
 /// Most records per INSERT.
 const BATCH: usize = 500;
+/// Longest path stored.
+pub const MAX_PATH_CHARS: usize = 200;
+/// Most sources aggregated apart per minute.
+pub const MAX_SOURCES: usize = 10_000;
+/// How often aggregated rows of past minutes are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -75,6 +88,64 @@ pub struct Record {
     pub path: String,
     pub status: u16,
     pub detail: Option<String>,
+    /// How many requests the row stands for (aggregated denials).
+    pub count: u32,
+}
+
+/// Unauthenticated denials of one minute, per source, kind and status.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    open: HashMap<(i64, String, &'static str, u16), Record>,
+}
+
+impl Aggregator {
+    /// Takes a record: an unauthenticated denial is held back to be counted, anything else is
+    /// given back to be written as it is.
+    pub fn add(&mut self, mut record: Record) -> Option<Record> {
+        if record.sub.is_some() || record.kind == Kind::AdminAction {
+            return Some(record);
+        }
+        let minute = record.occurred_at.timestamp().div_euclid(60);
+        let sources = self.open.keys().filter(|k| k.0 == minute).count();
+        let mut source = record.client_ip.clone().unwrap_or_else(|| "-".into());
+        let key = (minute, source.clone(), record.kind.as_str(), record.status);
+        if !self.open.contains_key(&key) && sources >= MAX_SOURCES {
+            source = "other sources".into();
+            record.client_ip = None;
+        }
+        let key = (minute, source, record.kind.as_str(), record.status);
+        match self.open.get_mut(&key) {
+            Some(held) => held.count = held.count.saturating_add(1),
+            None => {
+                record.occurred_at =
+                    DateTime::from_timestamp(minute * 60, 0).unwrap_or(record.occurred_at);
+                self.open.insert(key, record);
+            }
+        }
+        None
+    }
+
+    /// The rows of the minutes before `now` (all of them when `all`).
+    pub fn finished(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Record> {
+        let minute = now.timestamp().div_euclid(60);
+        let done: Vec<_> = self
+            .open
+            .keys()
+            .filter(|k| all || k.0 < minute)
+            .cloned()
+            .collect();
+        done.into_iter()
+            .filter_map(|key| self.open.remove(&key))
+            .map(|mut record| {
+                if record.count > 1 {
+                    let detail = record.detail.take().unwrap_or_default();
+                    record.detail =
+                        Some(format!("{} requests this minute; {detail}", record.count));
+                }
+                record
+            })
+            .collect()
+    }
 }
 
 /// The queue in front of the writer; cheap to clone.
@@ -161,9 +232,10 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         role,
         client_ip,
         method: method.to_string(),
-        path,
+        path: path.chars().take(MAX_PATH_CHARS).collect(),
         status: status.as_u16(),
         detail,
+        count: 1,
     });
     response
 }
@@ -189,21 +261,28 @@ fn error_detail(error: &crate::auth::AuthError) -> String {
 }
 
 async fn write(pool: PgPool, mut rx: mpsc::Receiver<Record>, mut stop: oneshot::Receiver<()>) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut received = Vec::with_capacity(BATCH);
+    let mut aggregator = Aggregator::default();
+    let mut ticks = tokio::time::interval(FLUSH_EVERY);
     loop {
         let stopping = tokio::select! {
-            received = rx.recv_many(&mut batch, BATCH) => received == 0,
+            count = rx.recv_many(&mut received, BATCH) => count == 0,
+            _ = ticks.tick() => false,
             _ = &mut stop => true,
         };
         if stopping {
             while let Ok(record) = rx.try_recv() {
-                batch.push(record);
+                received.push(record);
             }
         }
+        let mut batch: Vec<Record> = received
+            .drain(..)
+            .filter_map(|record| aggregator.add(record))
+            .collect();
+        batch.extend(aggregator.finished(Utc::now(), stopping));
         for chunk in batch.chunks(BATCH) {
             insert_with_retries(&pool, chunk).await;
         }
-        batch.clear();
         if stopping {
             return;
         }
@@ -227,9 +306,9 @@ async fn insert(pool: &PgPool, batch: &[Record]) -> Result<(), sqlx::Error> {
     let column = |f: fn(&Record) -> Option<String>| batch.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO security_audit \
-         (occurred_at, kind, sub, role, client_ip, method, path, status, detail) \
+         (occurred_at, kind, sub, role, client_ip, method, path, status, detail, count) \
          SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], \
-         $5::text[], $6::text[], $7::text[], $8::int2[], $9::text[])",
+         $5::text[], $6::text[], $7::text[], $8::int2[], $9::text[], $10::int4[])",
     )
     .bind(batch.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
     .bind(column(|r| Some(r.kind.as_str().to_string())))
@@ -240,6 +319,7 @@ async fn insert(pool: &PgPool, batch: &[Record]) -> Result<(), sqlx::Error> {
     .bind(column(|r| Some(r.path.clone())))
     .bind(batch.iter().map(|r| r.status as i16).collect::<Vec<_>>())
     .bind(column(|r| r.detail.clone()))
+    .bind(batch.iter().map(|r| r.count as i32).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     Ok(())
@@ -248,6 +328,55 @@ async fn insert(pool: &PgPool, batch: &[Record]) -> Result<(), sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn denial(ip: &str, at: DateTime<Utc>) -> Record {
+        Record {
+            occurred_at: at,
+            kind: Kind::AuthenticationFailed,
+            sub: None,
+            role: None,
+            client_ip: Some(ip.into()),
+            method: "GET".into(),
+            path: "/v1/accounts".into(),
+            status: 401,
+            detail: Some("missing bearer token".into()),
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn unauthenticated_denials_become_one_row_per_source_and_minute() {
+        let mut aggregator = Aggregator::default();
+        let t0 = DateTime::from_timestamp(1_790_000_040, 0).expect("t0");
+        for i in 0..100 {
+            let at = t0 + chrono::Duration::milliseconds(i * 100);
+            assert!(aggregator.add(denial("10.0.0.1", at)).is_none());
+        }
+        assert!(aggregator.add(denial("10.0.0.2", t0)).is_none());
+        let mut known = denial("10.0.0.3", t0);
+        known.sub = Some("alice".into());
+        assert!(
+            aggregator.add(known).is_some(),
+            "an authenticated denial is its own row"
+        );
+        assert!(
+            aggregator.finished(t0, false).is_empty(),
+            "the minute is not over"
+        );
+        let rows = aggregator.finished(t0 + chrono::Duration::minutes(2), false);
+        let counts: HashMap<Option<String>, u32> = rows
+            .iter()
+            .map(|r| (r.client_ip.clone(), r.count))
+            .collect();
+        assert_eq!(counts[&Some("10.0.0.1".to_string())], 100);
+        assert_eq!(counts[&Some("10.0.0.2".to_string())], 1);
+        assert!(rows.iter().any(|r| {
+            r.detail
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("100 requests")
+        }));
+    }
 
     #[test]
     fn only_security_relevant_answers_are_recorded() {

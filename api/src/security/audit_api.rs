@@ -37,6 +37,9 @@ pub struct Entry {
     pub path: String,
     pub status: i16,
     pub detail: Option<String>,
+    /// How many requests the entry stands for (unauthenticated denials are counted per source
+    /// and minute).
+    pub count: i32,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -57,7 +60,8 @@ pub struct Page {
     responses((status = 200, description = "A page of the trail.", body = Page,
         example = json!({ "items": [{ "id": 7, "occurred_at": "2026-11-25T10:00:00Z",
             "kind": "permission_denied", "sub": "alice", "role": "customer", "client_ip": "127.0.0.1",
-            "method": "GET", "path": "/v1/admin/projections", "status": 403, "detail": null }],
+            "method": "GET", "path": "/v1/admin/projections", "status": 403, "detail": null,
+            "count": 1 }],
             "next_cursor": "7" }))))]
 pub async fn list(
     State(state): State<AppState>,
@@ -70,7 +74,7 @@ pub async fn list(
     let (since, limit, after) = parse(&params)?;
     let pool = state.db.as_ref().ok_or(ApiError::Unavailable)?;
     let mut items: Vec<Entry> = sqlx::query_as(
-        "SELECT id, occurred_at, kind, sub, role, client_ip, method, path, status, detail \
+        "SELECT id, occurred_at, kind, sub, role, client_ip, method, path, status, detail, count \
          FROM security_audit WHERE occurred_at >= $1 AND id > $2 ORDER BY id LIMIT $3",
     )
     .bind(since)
