@@ -30,7 +30,8 @@ pub struct AppState {
     pub gateway: Option<Arc<Gateway>>,
     pub jwt: Arc<JwtKeys>,
     pub db: Option<PgPool>,
-    pub kafka_probe: Arc<KafkaProbe>,
+    /// Readiness probes, at most one a second.
+    pub readiness: Arc<crate::routes::health::Readiness>,
     pub metrics: PrometheusHandle,
     /// How far the projections are (read-your-writes); present when a database is configured.
     pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
@@ -88,7 +89,8 @@ pub struct Application {
     router: Router,
     gateway: Option<Arc<Gateway>>,
     /// HTTPS when configured.
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::server::ServerLimits,
     /// Writes the security audit trail; finished after the last request.
     audit_writer: Option<crate::security::audit::Writer>,
 }
@@ -110,7 +112,9 @@ impl Application {
             &settings.jwt,
         )?);
         let gateway = Gateway::start(kafka, settings.command_timeout).await?;
-        let kafka_probe = Arc::new(KafkaProbe::new(kafka)?);
+        let readiness = Arc::new(crate::routes::health::Readiness::new(KafkaProbe::new(
+            kafka,
+        )?));
         let progress = db
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
@@ -147,7 +151,7 @@ impl Application {
             gateway: Some(gateway.clone()),
             jwt,
             db,
-            kafka_probe,
+            readiness,
             metrics: crate::telemetry::metrics_handle(),
             idempotency,
         };
@@ -171,6 +175,10 @@ impl Application {
             router,
             gateway: Some(gateway),
             tls,
+            limits: crate::server::ServerLimits {
+                drain: DRAIN_TIMEOUT,
+                ..settings.limits.server
+            },
             audit_writer,
         })
     }
@@ -193,28 +201,7 @@ impl Application {
             tls = self.tls.is_some(),
             "HTTP API listening"
         );
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        match self.tls {
-            None => {
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await?
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
-                });
-                axum_server::from_tcp_rustls(self.listener.into_std()?, tls)?
-                    .handle(handle)
-                    .serve(service)
-                    .await?
-            }
-        }
+        crate::server::serve(self.listener, self.router, self.tls, self.limits, shutdown).await?;
         if let Some(writer) = self.audit_writer {
             writer.finish(DRAIN_TIMEOUT).await;
         }

@@ -4,7 +4,8 @@
 //!   [`processing`]: the processors' and sagas' part of them;
 //! - [`cli`]: the subcommands (`serve`, `process`, `all`, `token`, `topics`, `migrate`);
 //! - [`roles`]: running roles until a shutdown signal;
-//! - [`app`]: the axum application (state, middleware, listener, graceful shutdown);
+//! - [`app`]: the axum application (state, middleware, graceful shutdown); [`server`]: the
+//!   listener with its connection limits and timeouts;
 //! - [`routes`]: the endpoints; [`gateway`]: sending commands and awaiting their results;
 //! - [`auth`]: bearer tokens; [`policy`]: the role matrix; [`problem`]: problem+json errors;
 //! - [`ratelimit`]: token buckets per principal and per client IP;
@@ -32,6 +33,7 @@ pub mod reservations;
 pub mod roles;
 pub mod routes;
 pub mod security;
+pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod tools;

@@ -36,6 +36,30 @@ pub struct LimitArgs {
     /// How long an Idempotency-Key's answer is kept, in seconds.
     #[arg(long, env = "LOGBOOK_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600, global = true)]
     pub idempotency_ttl_secs: u64,
+    /// Most open HTTP connections; more wait to be accepted.
+    #[arg(
+        long,
+        env = "LOGBOOK_HTTP_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub http_max_connections: usize,
+    /// A request's headers must arrive within this (also the keep-alive idle timeout), ms.
+    #[arg(
+        long,
+        env = "LOGBOOK_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub http_header_timeout_ms: u64,
+    /// Most concurrent requests on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "LOGBOOK_HTTP_MAX_STREAMS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub http_max_streams: u32,
 }
 
 impl LimitArgs {
@@ -45,17 +69,25 @@ impl LimitArgs {
             max_uri_bytes: self.max_uri_bytes,
             max_header_bytes: self.max_header_bytes,
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs.max(1)),
+            server: crate::server::ServerLimits {
+                max_connections: self.http_max_connections.max(1),
+                header_timeout: Duration::from_millis(self.http_header_timeout_ms.max(100)),
+                max_streams: self.http_max_streams.max(1),
+                ..crate::server::ServerLimits::default()
+            },
         }
     }
 }
 
 /// The resolved limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_uri_bytes: usize,
     pub max_header_bytes: usize,
     pub idempotency_ttl: Duration,
+    /// Connections: how many, header and idle timeouts, HTTP/2 streams.
+    pub server: crate::server::ServerLimits,
 }
 
 impl Default for Limits {
@@ -65,6 +97,7 @@ impl Default for Limits {
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            server: crate::server::ServerLimits::default(),
         }
     }
 }

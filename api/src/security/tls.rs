@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -23,7 +22,7 @@ pub enum TlsError {
 }
 
 /// The server configuration for `tls`.
-pub fn server_config(tls: &TlsSettings) -> Result<RustlsConfig, TlsError> {
+pub fn server_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(TlsError::Certificate)?;
@@ -38,7 +37,7 @@ pub fn server_config(tls: &TlsSettings) -> Result<RustlsConfig, TlsError> {
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
