@@ -155,16 +155,21 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             idempotency,
         };
-        let router = crate::limits::apply(
-            crate::routes::router(state),
-            settings.limits,
-            request_timeout,
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            crate::security::headers::HeaderPolicy { tls: tls.is_some() },
-            crate::security::headers::secure,
-        ))
-        .layer(TraceLayer::new_for_http());
+        let router =
+            crate::limits::apply(
+                crate::routes::router(state),
+                settings.limits,
+                request_timeout,
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                crate::security::headers::HeaderPolicy { tls: tls.is_some() },
+                crate::security::headers::secure,
+            ))
+            // a 5xx is logged where it arises (internal errors once, outages once per outage), not
+            // once more per request here
+            .layer(TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ));
         let router = match crate::security::headers::cors(&settings.cors_origins)? {
             Some(cors) => router.layer(cors),
             None => router,

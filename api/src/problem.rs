@@ -53,6 +53,10 @@ pub enum ApiError {
     Timeout { command_id: Uuid },
     #[error("the service is not ready")]
     Unavailable,
+    #[error(
+        "Kafka cannot take commands right now: this command was not sent; retry after Retry-After"
+    )]
+    NotSent,
     #[error("no such resource: {0}")]
     RouteNotFound(String),
     #[error("method {method} is not allowed on {path}")]
@@ -116,7 +120,7 @@ impl ApiError {
                 "command_timeout",
                 "Result not in time",
             ),
-            ApiError::Unavailable => (
+            ApiError::Unavailable | ApiError::NotSent => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Unavailable",
@@ -188,6 +192,7 @@ impl IntoResponse for ApiError {
         let retry = matches!(
             self,
             ApiError::Unavailable
+                | ApiError::NotSent
                 | ApiError::Timeout { .. }
                 | ApiError::RequestTimeout
                 | ApiError::IdempotencyInFlight

@@ -18,8 +18,10 @@
 //! - [`durability`]: the topics' replication and configuration, and warnings when they are
 //!   weaker than production needs.
 //! - [`secret`]: [`Secret`], a string that never prints.
+//! - [`retry`]: backoff and outage reporting, shared by every role that waits for Kafka or
+//!   PostgreSQL.
 //!
-//! Apart from [`topics`] and [`durability`], the crate does no I/O and reads no clock or randomness: callers supply ids and
+//! Apart from [`topics`], [`layout`], [`durability`] and [`retry`], the crate does no I/O and reads no clock or randomness: callers supply ids and
 //! timestamps, so everything here is deterministic and testable.
 
 pub mod account;
@@ -34,6 +36,7 @@ pub mod kafka;
 pub mod layout;
 pub mod partitioner;
 pub mod position;
+pub mod retry;
 pub mod secret;
 pub mod topics;
 

@@ -238,3 +238,100 @@ async fn roles_killed_and_paused_under_load_keep_every_invariant() {
     verify(&env).await;
     drop((serve, processors, sagas, project));
 }
+
+/// How long until the API opens an account again (a command that moves no money), polled.
+async fn recovery(url: &str, token: &str) -> Duration {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let started = std::time::Instant::now();
+    loop {
+        let body = serde_json::json!({"owner_id": "probe", "currency": "EUR"});
+        let answered = client
+            .post(format!("{url}/v1/accounts"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 201);
+        if answered {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no command served 60 s after the fault ended"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `logbook all` under a bank workload while the broker is paused past the session and
+/// transaction timeouts, then killed and started again, and PostgreSQL is restarted: the
+/// process stays up, serves commands again after each fault, and the ledger holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fault test: run by the fault stage of scripts/dev test"]
+async fn outages_of_kafka_and_postgresql_are_waited_out() {
+    let services = private("outages").await;
+    let env = TestEnv::on(services.vars(), 4).await;
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let vars = [
+        ("LOGBOOK_HTTP_ADDR", format!("127.0.0.1:{port}")),
+        ("LOGBOOK_COMMAND_TIMEOUT_MS", "5000".to_string()),
+        ("LOGBOOK_RATE_LIMIT_PER_SECOND", "0".to_string()),
+    ];
+    let mut all = Child::start(&env, "all", "all", &vars);
+    wait_live(&url).await;
+    let token = env.token(Role::Service, "bank");
+    let bank = Bank::open(&url, &token, 12).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (bank, stop) = (bank.clone(), stop.clone());
+        tokio::spawn(async move { bank.run(6, stop).await })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    services.pause_broker();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    services.resume_broker();
+    let after_pause = recovery(&url, &token).await;
+    assert!(
+        all.is_running(),
+        "logbook all exited during the broker pause"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| services.kill_broker());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| services.start_again());
+    let after_kill = recovery(&url, &token).await;
+    assert!(
+        all.is_running(),
+        "logbook all exited when the broker was killed"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| services.restart_postgres());
+    let after_postgres = recovery(&url, &token).await;
+    assert!(
+        all.is_running(),
+        "logbook all exited when PostgreSQL restarted"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let tally = load.await.expect("clients");
+    eprintln!(
+        "commands served again: {after_pause:?} after a 15 s broker pause, {after_kill:?} after \
+         the broker's restart, {after_postgres:?} after PostgreSQL's restart; {tally:?}"
+    );
+
+    let events = settled(&env).await;
+    check_ledger(&bank, &tally, &events);
+    for projection in ["ledger", "archive"] {
+        wait_caught_up(&env.db, &env.kafka, env.partitions, projection, CATCH_UP).await;
+    }
+    assert_equal_to_fresh_fold(&env).await;
+    verify(&env).await;
+    drop(all);
+}

@@ -180,6 +180,7 @@ pub async fn execute(
             Outcome::Rejected { .. } => "rejected",
         },
         Err(GatewayError::Timeout(_)) => "timeout",
+        Err(GatewayError::Unavailable) => "unavailable",
         Err(_) => "error",
     };
     metrics::histogram!("logbook_command_duration_seconds", "command" => name, "outcome" => outcome)
@@ -212,6 +213,7 @@ pub async fn execute(
             }),
         },
         Err(GatewayError::Timeout(command_id)) => Err(ApiError::Timeout { command_id }),
+        Err(GatewayError::Unavailable) => Err(ApiError::NotSent),
         Err(error) => Err(ApiError::internal(error)),
     }
 }

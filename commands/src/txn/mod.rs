@@ -8,20 +8,19 @@
 //!   ownership is used;
 //! - [`transactor`]: one transaction and its failure handling (retry what librdkafka says to
 //!   retry, abort what cannot commit, and never take an unclear commit for an abort);
-//! - [`producer`]: the transactional producer with an id stable for the process instance;
-//! - [`backoff`]: waiting out an unavailable broker, logging once per outage.
+//! - [`producer`]: the transactional producer with an id stable for the process instance.
 //!
-//! The projector keeps its offsets in PostgreSQL and shares only [`backoff`] and [`epochs`]'s
-//! idea; it has its own loop in `logbook-projections`.
+//! Waiting out an unavailable broker (backoff, one log line per outage) is
+//! `logbook_events::retry`, shared with the projector, which keeps its offsets in PostgreSQL
+//! and has its own loop in `logbook-projections`.
 
-pub mod backoff;
 pub mod epochs;
 pub mod group;
 pub mod producer;
 pub mod transactor;
 
-pub use backoff::{Backoff, Outage};
 pub use epochs::RebalanceContext;
 pub use group::{GroupError, GroupSettings, MissingOffsets};
+pub use logbook_events::retry::{Backoff, Outage};
 pub use producer::{KafkaTxnClient, send, settle, transactional_id};
 pub use transactor::{Outcome, Transactor, TxnClient, TxnError, TxnErrorKind};

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 
-use super::backoff::{Backoff, Outage};
+use logbook_events::retry::{Backoff, Outage};
 
 /// How a failed transactional call may be recovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -155,11 +155,13 @@ impl ProjectorContext {
         self.with(|s| s.owned.retain(|p, _| !partitions.contains(p)));
     }
 
-    /// The stored offsets, retried for a while: the partitions cannot start without them.
+    /// The stored offsets, retried while the database is away (up to four minutes, inside the
+    /// consumer's poll interval): the partitions cannot start without them.
     fn load_offsets(&self, partitions: &[i32]) -> Result<HashMap<i32, i64>, String> {
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
-        for _ in 0..8 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(240);
+        while std::time::Instant::now() < deadline {
             let load = async {
                 let load = offsets::load(&self.pool, &self.key, partitions);
                 tokio::time::timeout(Duration::from_secs(10), load).await

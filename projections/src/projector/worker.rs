@@ -46,6 +46,7 @@ pub(crate) struct Worker {
     stop: Arc<AtomicBool>,
     topic: String,
     backoff: Duration,
+    kafka: logbook_events::retry::Outage,
 }
 
 impl Worker {
@@ -64,6 +65,7 @@ impl Worker {
         let consumer = clients::consumer(&settings, group_id, context)?;
         Ok(Self {
             backoff: settings.retry_min,
+            kafka: logbook_events::retry::Outage::new("projector", "kafka"),
             settings,
             sink,
             consumer,
@@ -134,10 +136,11 @@ impl Worker {
                     deadline.get_or_insert_with(|| Instant::now() + linger);
                 }
                 Some(Err(error)) => {
-                    tracing::error!(projection = %self.context().key(), %error, "events consumer error");
+                    self.kafka.failed(&error);
                     std::thread::sleep(CONSUMER_ERROR_PAUSE);
                 }
                 Some(Ok(message)) => {
+                    self.kafka.recovered();
                     let partition = message.partition();
                     let Some(epoch) = self.context().epoch(partition) else {
                         continue;

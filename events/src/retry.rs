@@ -1,5 +1,6 @@
-//! Waiting out an unavailable Kafka (or PostgreSQL): capped exponential backoff with jitter,
-//! and an [`Outage`] that logs once when a dependency goes away and once when it is back.
+//! Waiting out an unavailable Kafka (or PostgreSQL), for every role: capped exponential backoff
+//! with jitter, and an [`Outage`] that logs once when a dependency goes away and once when it is
+//! back, and counts the retries in between.
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,118 @@
+//! The gateway's results listener: one consumer of every results partition (read_committed), on
+//! its own thread, that completes the waiting requests by command id. It starts at the current
+//! end of the results topic, once Kafka answers: until then the gateway refuses commands (503),
+//! so no result of a command it sent can be missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use logbook_commands::envelope::CommandResult;
+use logbook_events::KafkaSettings;
+use logbook_events::retry::{Backoff, Outage};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The requests waiting for a result, by command id; each waiter has its own ticket.
+pub(super) type Waiters = Arc<Mutex<HashMap<Uuid, Vec<(u64, oneshot::Sender<CommandResult>)>>>>;
+
+/// What the listener shares with the gateway.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    /// The listener is positioned and reading: results of commands sent now will be seen.
+    pub(super) listening: AtomicBool,
+    /// Partitions of the commands topic (the results topic has as many), 0 until known.
+    pub(super) partitions: AtomicI32,
+    pub(super) stop: AtomicBool,
+}
+
+/// Connects (waiting for Kafka), then hands each result to the requests waiting for it.
+pub(super) fn run(kafka: KafkaSettings, waiters: Waiters, shared: Arc<Shared>) {
+    let mut outage = Outage::new("gateway", "kafka");
+    let mut backoff = Backoff::default();
+    let consumer = loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match positioned_consumer(&kafka) {
+            Ok((consumer, partitions)) => {
+                shared.partitions.store(partitions, Ordering::Relaxed);
+                break consumer;
+            }
+            Err(error) => {
+                outage.failed(&error);
+                backoff.sleep();
+            }
+        }
+    };
+    outage.recovered();
+    shared.listening.store(true, Ordering::Relaxed);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let message = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(error)) => {
+                outage.failed(&error);
+                continue;
+            }
+            Some(Ok(message)) => message,
+        };
+        outage.recovered();
+        let Some(result) = message
+            .payload()
+            .and_then(|p| CommandResult::decode(p).ok())
+        else {
+            tracing::error!(
+                offset = message.offset(),
+                "undecodable command result skipped"
+            );
+            continue;
+        };
+        let senders = waiters.lock().ok().and_then(|mut w| {
+            let senders = w.remove(&result.command_id);
+            super::waiting_gauge(&w);
+            senders
+        });
+        for (_, sender) in senders.into_iter().flatten() {
+            let _ = sender.send(result.clone());
+        }
+    }
+    shared.listening.store(false, Ordering::Relaxed);
+}
+
+/// A consumer of every results partition, positioned at its current end, and the partition
+/// count.
+fn positioned_consumer(kafka: &KafkaSettings) -> Result<(BaseConsumer, i32), KafkaError> {
+    let topic = kafka.topics().results;
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}-gateway-unused", kafka.topic_prefix))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "20")
+        .set("fetch.min.bytes", "1")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for partition in &partitions {
+        let high = consumer.fetch_watermarks(&topic, *partition, timeout)?.1;
+        assignment.add_partition_offset(&topic, *partition, Offset::Offset(high))?;
+    }
+    consumer.assign(&assignment)?;
+    Ok((consumer, partitions.len() as i32))
+}
