@@ -304,6 +304,28 @@ async fn outages_of_kafka_and_postgresql_are_waited_out() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     tokio::task::block_in_place(|| services.kill_broker());
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // the gateway knows it cannot produce: 503 at once, not a 504 after the command timeout
+    let refused = reqwest::Client::new()
+        .post(format!("{url}/v1/accounts"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"owner_id": "probe", "currency": "EUR"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 503, "while the broker is down");
+    assert!(refused.headers().contains_key("retry-after"));
+    let ready = reqwest::get(format!("{url}/health/ready"))
+        .await
+        .expect("ready");
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["kafka"], false, "{body}");
+    assert_eq!(
+        reqwest::get(format!("{url}/health/live"))
+            .await
+            .expect("live")
+            .status(),
+        200
+    );
     tokio::task::block_in_place(|| services.start_again());
     let after_kill = recovery(&url, &token).await;
     assert!(

@@ -27,25 +27,53 @@ pub async fn live() -> Json<serde_json::Value> {
     responses(
         (status = 200, description = "Kafka, PostgreSQL and the gateway answer.", body = Object,
             example = json!({ "status": "ready", "checks": { "kafka": true, "database": true, "gateway": true } })),
-        (status = 503, description = "A dependency does not answer.", body = Object,
-            example = json!({ "status": "not_ready", "checks": { "kafka": false, "database": true, "gateway": true } }))))]
+        (status = 503, description = "A dependency does not answer: a problem+json body that names it.", body = Object,
+            content_type = "application/problem+json",
+            example = json!({ "type": "urn:logbook:problem:not_ready", "title": "Not ready", "status": 503,
+                "detail": "not available: kafka", "status_text": "not_ready",
+                "checks": { "kafka": false, "database": true, "gateway": true } }))))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let Checks {
         kafka: kafka_ok,
         database: database_ok,
     } = state.readiness.checks(state.db.as_ref()).await;
     let gateway_ok = state.gateway.as_ref().is_none_or(|g| g.is_listening());
-    let ready = kafka_ok && database_ok && gateway_ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let checks = json!({ "kafka": kafka_ok, "database": database_ok, "gateway": gateway_ok });
+    if kafka_ok && database_ok && gateway_ok {
+        return (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
+            .into_response();
+    }
+    let down: Vec<&str> = [
+        ("kafka", kafka_ok),
+        ("database", database_ok),
+        ("gateway", gateway_ok),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(name, _)| name)
+    .collect();
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "kafka": kafka_ok, "database": database_ok, "gateway": gateway_ok },
+        "type": crate::problem::problem_type("not_ready"),
+        "title": "Not ready",
+        "status": 503,
+        "detail": format!("not available: {}", down.join(", ")),
+        "status_text": "not_ready",
+        "checks": checks,
     });
-    (status, Json(body)).into_response()
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// GET /metrics: Prometheus text format.
