@@ -164,7 +164,10 @@ impl TestEnv {
             .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
             .env("LOGBOOK_ENVIRONMENT", "development")
             .env("LOGBOOK_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,librdkafka=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_CHILD_LOG").unwrap_or_else(|_| "info,librdkafka=warn".into()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::from(
                 std::fs::OpenOptions::new()

@@ -118,6 +118,16 @@ impl Gateway {
             .name("logbook-results".into())
             .spawn(move || listener::run(kafka, listener_waiters, listener_shared))
             .map_err(|_| GatewayError::Unavailable)?;
+        let (probe_producer, probe_health, probe_shared) =
+            (producer.clone(), health.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name("logbook-kafka-probe".into())
+            .spawn(move || {
+                health::probe_while_unreachable(probe_producer, probe_health, || {
+                    probe_shared.stop.load(Ordering::Relaxed)
+                })
+            })
+            .map_err(|_| GatewayError::Unavailable)?;
         let connected = tokio::time::Instant::now() + Duration::from_secs(10);
         while !shared.listening.load(Ordering::Relaxed) && tokio::time::Instant::now() < connected {
             tokio::time::sleep(Duration::from_millis(20)).await;

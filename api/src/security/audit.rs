@@ -92,40 +92,51 @@ pub struct Record {
     pub count: u32,
 }
 
-/// Unauthenticated denials of one minute, per source, kind and status.
+/// Unauthenticated denials per source, kind, status, reason and minute: the first is written at
+/// once (auditors see an attack start without delay), the rest of that minute as one more row
+/// with their `count` when the minute is over.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    open: HashMap<(i64, String, &'static str, u16), Record>,
+    open: HashMap<AggregateKey, Record>,
 }
 
+type AggregateKey = (i64, String, &'static str, u16, Option<String>);
+
 impl Aggregator {
-    /// Takes a record: an unauthenticated denial is held back to be counted, anything else is
-    /// given back to be written as it is.
-    pub fn add(&mut self, mut record: Record) -> Option<Record> {
+    /// Takes a record: the first of its kind this minute (or anything that is not an
+    /// unauthenticated denial) is given back to be written now; the others are counted.
+    pub fn add(&mut self, record: Record) -> Option<Record> {
         if record.sub.is_some() || record.kind == Kind::AdminAction {
             return Some(record);
         }
         let minute = record.occurred_at.timestamp().div_euclid(60);
-        let sources = self.open.keys().filter(|k| k.0 == minute).count();
         let mut source = record.client_ip.clone().unwrap_or_else(|| "-".into());
-        let key = (minute, source.clone(), record.kind.as_str(), record.status);
-        if !self.open.contains_key(&key) && sources >= MAX_SOURCES {
+        let key = |source: String| {
+            let reason = record.detail.clone();
+            (minute, source, record.kind.as_str(), record.status, reason)
+        };
+        if !self.open.contains_key(&key(source.clone()))
+            && self.open.keys().filter(|k| k.0 == minute).count() >= MAX_SOURCES
+        {
             source = "other sources".into();
-            record.client_ip = None;
         }
-        let key = (minute, source, record.kind.as_str(), record.status);
-        match self.open.get_mut(&key) {
-            Some(held) => held.count = held.count.saturating_add(1),
-            None => {
-                record.occurred_at =
-                    DateTime::from_timestamp(minute * 60, 0).unwrap_or(record.occurred_at);
-                self.open.insert(key, record);
-            }
+        let key = key(source.clone());
+        if let Some(held) = self.open.get_mut(&key) {
+            held.count = held.count.saturating_add(1);
+            return None;
         }
-        None
+        let mut rest = record.clone();
+        rest.count = 0;
+        rest.occurred_at = DateTime::from_timestamp(minute * 60, 0).unwrap_or(record.occurred_at);
+        if source == "other sources" {
+            rest.client_ip = None;
+        }
+        self.open.insert(key, rest);
+        Some(record)
     }
 
-    /// The rows of the minutes before `now` (all of them when `all`).
+    /// The rows of the minutes before `now` (all of them when `all`): one per key that had
+    /// more than its first request.
     pub fn finished(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Record> {
         let minute = now.timestamp().div_euclid(60);
         let done: Vec<_> = self
@@ -136,12 +147,10 @@ impl Aggregator {
             .collect();
         done.into_iter()
             .filter_map(|key| self.open.remove(&key))
+            .filter(|record| record.count > 0)
             .map(|mut record| {
-                if record.count > 1 {
-                    let detail = record.detail.take().unwrap_or_default();
-                    record.detail =
-                        Some(format!("{} requests this minute; {detail}", record.count));
-                }
+                let detail = record.detail.take().unwrap_or_default();
+                record.detail = Some(format!("{} more this minute; {detail}", record.count));
                 record
             })
             .collect()
@@ -348,11 +357,13 @@ mod tests {
     fn unauthenticated_denials_become_one_row_per_source_and_minute() {
         let mut aggregator = Aggregator::default();
         let t0 = DateTime::from_timestamp(1_790_000_040, 0).expect("t0");
+        let mut written = 0;
         for i in 0..100 {
             let at = t0 + chrono::Duration::milliseconds(i * 100);
-            assert!(aggregator.add(denial("10.0.0.1", at)).is_none());
+            written += usize::from(aggregator.add(denial("10.0.0.1", at)).is_some());
         }
-        assert!(aggregator.add(denial("10.0.0.2", t0)).is_none());
+        assert_eq!(written, 1, "the first is written at once, the rest counted");
+        assert!(aggregator.add(denial("10.0.0.2", t0)).is_some());
         let mut known = denial("10.0.0.3", t0);
         known.sub = Some("alice".into());
         assert!(
@@ -364,18 +375,20 @@ mod tests {
             "the minute is not over"
         );
         let rows = aggregator.finished(t0 + chrono::Duration::minutes(2), false);
-        let counts: HashMap<Option<String>, u32> = rows
-            .iter()
-            .map(|r| (r.client_ip.clone(), r.count))
-            .collect();
-        assert_eq!(counts[&Some("10.0.0.1".to_string())], 100);
-        assert_eq!(counts[&Some("10.0.0.2".to_string())], 1);
-        assert!(rows.iter().any(|r| {
-            r.detail
+        assert_eq!(
+            rows.len(),
+            1,
+            "one more row for the source that had more: {rows:?}"
+        );
+        assert_eq!(rows[0].count, 99);
+        assert_eq!(rows[0].client_ip.as_deref(), Some("10.0.0.1"));
+        assert!(
+            rows[0]
+                .detail
                 .as_deref()
                 .unwrap_or("")
-                .starts_with("100 requests")
-        }));
+                .starts_with("99 more")
+        );
     }
 
     #[test]
