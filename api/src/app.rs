@@ -62,11 +62,12 @@ impl KafkaProbe {
     pub fn new(kafka: &KafkaSettings) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
             consumer: kafka.client_config().create()?,
-            topic: kafka.topics().events,
+            // the topic the API writes (its Kafka identity may read nothing else but results)
+            topic: kafka.topics().commands,
         })
     }
 
-    /// Blocking: metadata of the events topic within `timeout`.
+    /// Blocking: metadata of the commands topic within `timeout`.
     pub fn check(&self, timeout: Duration) -> bool {
         self.consumer
             .fetch_metadata(Some(&self.topic), timeout)

@@ -5,6 +5,9 @@
 KAFKA_PORT_DEFAULT=19092
 PG_PORT_DEFAULT=15432
 KAFKA_HEAP="${LOGBOOK_KAFKA_HEAP:-512m}"
+SERVICES_LIB="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/lib/secure.sh
+source "$SERVICES_LIB/secure.sh"
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -114,6 +117,7 @@ start_postgres() {
       die "initdb failed"
     }
     rm -f "$pwfile"
+    ! secure_mode || write_pg_secure_config
   fi
   if as_pg_user "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     PG_PORT="$(cat "$PG_DIR/port")"
@@ -135,6 +139,7 @@ start_postgres() {
     "SELECT 1 FROM pg_database WHERE datname = 'logbook'" | grep -q 1 ||
     PGPASSWORD="$(cat "$WORK/secrets/db-password")" \
       psql -h 127.0.0.1 -p "$PG_PORT" -U logbook -d postgres -qc "CREATE DATABASE logbook" >&2
+  ! secure_mode || ensure_pg_roles
 }
 
 # Databases left by earlier test runs (each test makes its own test_* database).
@@ -210,12 +215,18 @@ start_kafka() {
   echo "$KAFKA_PORT" >"$KAFKA_DIR/port"
   echo "$cport" >"$KAFKA_DIR/controller-port"
   write_kafka_config "$KAFKA_PORT" "$cport"
+  SCRAM_ARGS=()
+  if secure_mode; then
+    write_kafka_secure_config "$KAFKA_PORT" "$cport"
+    scram_arguments
+  fi
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local cluster_id
     cluster_id="$(kafka_java "$libs" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     log "formatting KRaft storage (cluster $cluster_id)"
     kafka_java "$libs" kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$KAFKA_DIR/server.properties" --standalone >"$KAFKA_DIR/logs/format.log" 2>&1 || {
+      -c "$KAFKA_DIR/server.properties" --standalone "${SCRAM_ARGS[@]}" \
+      >"$KAFKA_DIR/logs/format.log" 2>&1 || {
       cat "$KAFKA_DIR/logs/format.log" >&2
       die "Kafka storage format failed"
     }

@@ -59,9 +59,6 @@ impl TestEnv {
     /// [`services::PrivateServices`]).
     pub async fn on(vars: &HashMap<String, String>, partitions: i32) -> TestEnv {
         init_logs();
-        let brokers = vars
-            .get("LOGBOOK_KAFKA_BROKERS")
-            .expect("LOGBOOK_KAFKA_BROKERS (run scripts/dev services)");
         let base_url = vars
             .get("LOGBOOK_DATABASE_URL")
             .expect("LOGBOOK_DATABASE_URL");
@@ -71,7 +68,7 @@ impl TestEnv {
             .map(|p| Secret::new(p.trim_end()));
         let id = Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}", &id[..16]);
-        let kafka = KafkaSettings::plaintext(brokers.clone(), prefix.clone());
+        let kafka = services::kafka_settings(vars, &prefix);
         let layout = TopicLayout {
             partitions,
             replication_factor: 1,

@@ -6,16 +6,33 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use logbook_events::KafkaSettings;
+use logbook_events::Secret;
+
 /// A broker and a database server of one test.
 #[derive(Debug)]
 pub struct PrivateServices {
     work: PathBuf,
     vars: HashMap<String, String>,
+    /// Extra environment of every `scripts/dev` call (the topic prefix of a secure setup).
+    script_env: Vec<(String, String)>,
 }
 
 impl PrivateServices {
     /// Starts them (blocking: about 15 s). The Kafka jars are shared with the main services.
     pub fn start(name: &str) -> PrivateServices {
+        Self::start_with(name, &[], Vec::new())
+    }
+
+    /// Starts them in secure mode (`scripts/dev services --secure`: TLS, SCRAM users and ACLs
+    /// for the topics of `topic_prefix`, PostgreSQL roles); each role's settings are in
+    /// [`PrivateServices::role_vars`].
+    pub fn start_secure(name: &str, topic_prefix: &str) -> PrivateServices {
+        let env = vec![("LOGBOOK_TOPIC_PREFIX".to_string(), topic_prefix.to_string())];
+        Self::start_with(name, &["--secure"], env)
+    }
+
+    fn start_with(name: &str, args: &[&str], script_env: Vec<(String, String)>) -> Self {
         let main_work = main_work_dir();
         let work = main_work.join("faults").join(format!(
             "{name}-{}",
@@ -25,10 +42,19 @@ impl PrivateServices {
         let mut services = PrivateServices {
             work,
             vars: HashMap::new(),
+            script_env,
         };
-        services.dev("services");
+        let mut command = vec!["services"];
+        command.extend_from_slice(args);
+        services.dev(&command);
         services.vars = read_env(&services.work.join("env"));
         services
+    }
+
+    /// The settings file of one role of a secure setup (`admin`, `gateway`, `processor`, `saga`,
+    /// `projector`, `tools`).
+    pub fn role_vars(&self, role: &str) -> HashMap<String, String> {
+        read_env(&self.work.join(format!("env.{role}")))
     }
 
     /// `LOGBOOK_*` settings of these servers (as `.logbook/env` holds them).
@@ -59,7 +85,7 @@ impl PrivateServices {
 
     /// Starts whatever is not running (a killed broker comes back on its port).
     pub fn start_again(&self) {
-        self.dev("services");
+        self.dev(&["services"]);
     }
 
     /// Restarts PostgreSQL (fast shutdown, then start on the same port).
@@ -69,7 +95,7 @@ impl PrivateServices {
         while Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        self.dev("services");
+        self.dev(&["services"]);
     }
 
     pub fn broker_pid(&self) -> i32 {
@@ -80,10 +106,11 @@ impl PrivateServices {
         pid_from(&self.work.join("pg/data/postmaster.pid"))
     }
 
-    fn dev(&self, command: &str) {
+    fn dev(&self, command: &[&str]) {
         let script = repository().join("scripts/dev");
         let output = Command::new(&script)
-            .arg(command)
+            .args(command)
+            .envs(self.script_env.iter().map(|(k, v)| (k, v)))
             .env("LOGBOOK_WORK_DIR", &self.work)
             .env("LOGBOOK_KAFKA_LIBS", main_work_dir().join("kafka-libs"))
             .env("LOGBOOK_KAFKA_HEAP", "384m")
@@ -91,7 +118,7 @@ impl PrivateServices {
             .expect("scripts/dev runs");
         assert!(
             output.status.success(),
-            "scripts/dev {command} failed: {}",
+            "scripts/dev {command:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -103,7 +130,7 @@ impl Drop for PrivateServices {
         if let Ok(pid) = std::fs::read_to_string(self.work.join("kafka/pid")) {
             let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
         }
-        self.dev("down");
+        self.dev(&["down"]);
         let _ = std::fs::remove_dir_all(&self.work);
     }
 }
@@ -116,6 +143,24 @@ fn main_work_dir() -> PathBuf {
     std::env::var("LOGBOOK_WORK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repository().join(".logbook"))
+}
+
+/// The Kafka settings of a settings file's variables (security included), for `topic_prefix`.
+pub fn kafka_settings(vars: &HashMap<String, String>, topic_prefix: &str) -> KafkaSettings {
+    let brokers = vars
+        .get("LOGBOOK_KAFKA_BROKERS")
+        .expect("LOGBOOK_KAFKA_BROKERS (run scripts/dev services)");
+    let mut kafka = KafkaSettings::plaintext(brokers.clone(), topic_prefix);
+    let var = |name: &str| vars.get(name).cloned();
+    kafka.security_protocol = var("LOGBOOK_KAFKA_SECURITY_PROTOCOL");
+    kafka.sasl_mechanism = var("LOGBOOK_KAFKA_SASL_MECHANISM");
+    kafka.sasl_username = var("LOGBOOK_KAFKA_SASL_USERNAME");
+    kafka.sasl_password = var("LOGBOOK_KAFKA_SASL_PASSWORD_FILE").map(|file| {
+        let password = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        Secret::new(password.trim_end())
+    });
+    kafka.ssl_ca_location = var("LOGBOOK_KAFKA_SSL_CA_LOCATION");
+    kafka
 }
 
 fn read_env(path: &Path) -> HashMap<String, String> {

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use logbook_commands::domain::RejectionKind;
 
 /// The body of `GET /v1/admin/projections`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -48,6 +49,8 @@ pub async fn projections(
 
 /// POST /v1/admin/projections/{name}/rebuild: starts a rebuild into shadow tables (202); the
 /// live tables keep serving until the swap. Progress shows in the status as `<name>__rebuild`.
+/// 409 `rebuild_not_permitted` where the API's database role may not replace tables (a
+/// least-privilege deployment: `logbook rebuild` runs with the owner's settings instead).
 #[utoipa::path(post, path = "/v1/admin/projections/{name}/rebuild", tag = "admin",
     summary = "Rebuild a projection without downtime",
     params(("name" = String, Path, description = "`ledger` or `archive`")),
@@ -63,6 +66,19 @@ pub async fn start_rebuild(
         ApiError::Validation(vec![FieldError::new("/path/name", "unknown projection")])
     })?;
     let pool = state.db.clone().ok_or(ApiError::Unavailable)?;
+    let permitted = logbook_projections::rebuild::permitted(&pool, projection)
+        .await
+        .map_err(ApiError::internal)?;
+    if !permitted {
+        return Err(ApiError::Rejected {
+            kind: RejectionKind::Conflict,
+            code: "rebuild_not_permitted".to_string(),
+            message: "the API's database role may not replace the projection's tables: run \
+                      `logbook rebuild` with the owner's settings"
+                .to_string(),
+            command_id: None,
+        });
+    }
     tracing::info!(
         target: "logbook::security",
         sub = %principal.sub,

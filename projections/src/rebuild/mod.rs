@@ -58,6 +58,11 @@ pub struct RebuildReport {
 pub enum RebuildError {
     #[error("a rebuild of {0} is already running")]
     AlreadyRunning(Projection),
+    #[error(
+        "this database role may not replace the tables of {0}: rebuilds run with the settings of \
+         the role that owns them (the one that runs the migrations)"
+    )]
+    NotPermitted(Projection),
     #[error("partition {0} stopped on a poison event during the rebuild")]
     Poisoned(i32),
     #[error("the rebuild was cancelled")]
@@ -66,6 +71,22 @@ pub enum RebuildError {
     Projector(#[from] ProjectorError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// Whether this pool's role may rebuild `projection`: create tables in the schema and drop and
+/// rename the live ones (own them, or belong to their owner). A least-privilege API or projector
+/// role may not (see the migration `role_grants`).
+pub async fn permitted(pool: &PgPool, projection: Projection) -> Result<bool, sqlx::Error> {
+    let tables: Vec<&str> = projection.tables().to_vec();
+    sqlx::query_scalar(
+        "SELECT has_schema_privilege(current_schema(), 'CREATE') \
+            AND coalesce(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), false) \
+         FROM pg_class c \
+         WHERE c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)",
+    )
+    .bind(&tables)
+    .fetch_one(pool)
+    .await
 }
 
 /// Rebuilds `projection` into shadow tables and swaps them in. `progress` (if any) is updated
@@ -77,6 +98,9 @@ pub async fn rebuild(
     progress: Option<watch::Sender<RebuildProgress>>,
     cancel: impl Future<Output = ()>,
 ) -> Result<RebuildReport, RebuildError> {
+    if !permitted(&pool, projection).await? {
+        return Err(RebuildError::NotPermitted(projection));
+    }
     let lock_key = format!("logbook-rebuild-{}", projection.name());
     // A connection of its own: if this future is dropped, closing it releases the lock.
     let mut lock = pool.acquire().await?.detach();

@@ -146,6 +146,7 @@ async fn replace_table(
     .bind(shadow)
     .fetch_all(&mut *conn)
     .await?;
+    copy_grants(conn, live, shadow).await?;
     sqlx::query(&format!("DROP TABLE {live}"))
         .execute(&mut *conn)
         .await?;
@@ -155,6 +156,27 @@ async fn replace_table(
     for (from, to) in renames {
         let sql = format!("ALTER INDEX {} RENAME TO {}", quote(&from), quote(&to));
         sqlx::query(&sql).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Gives the shadow the rights other roles hold on the live table (the API reads it, the
+/// projector writes it: see the migration `role_grants`); `LIKE … INCLUDING ALL` copies none.
+async fn copy_grants(conn: &mut PgConnection, live: &str, shadow: &str) -> Result<(), sqlx::Error> {
+    let grants: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, \
+                string_agg(a.privilege_type, ', ') \
+         FROM pg_class c, aclexplode(c.relacl) a \
+         WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner \
+         GROUP BY a.grantee",
+    )
+    .bind(live)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (grantee, privileges) in grants {
+        sqlx::query(&format!("GRANT {privileges} ON {shadow} TO {grantee}"))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
