@@ -3,14 +3,15 @@
 #
 # Starts the local services (scripts/dev services), builds `logbook`, runs `logbook all` on a
 # free loopback port against fresh topics (prefix fuzz<id>) and a fresh database (fuzz_<id>),
-# mints an admin token with `logbook token`, and runs schemathesis (installed from PyPI into
-# .logbook/fuzz-venv) against the served /openapi.json with these checks:
+# and for every role (customer, support, auditor, analyst, service, admin) mints a token with
+# `logbook token` and runs schemathesis (installed from PyPI into .logbook/fuzz-venv) against the
+# served /openapi.json with these checks:
 #   not_a_server_error, status_code_conformance, content_type_conformance,
 #   response_headers_conformance, response_schema_conformance
-# The summary goes to bench/fuzz/last-result.txt; the exit status is schemathesis'.
+# The summaries go to bench/fuzz/last-result.txt; the exit status is the first failing run's.
 #
-#   scripts/api-fuzz.sh                 # default: 40 examples per operation
-#   FUZZ_MAX_EXAMPLES=200 scripts/api-fuzz.sh
+#   scripts/api-fuzz.sh                 # default: 40 examples per operation, every role
+#   FUZZ_MAX_EXAMPLES=200 FUZZ_ROLES="customer admin" scripts/api-fuzz.sh
 #
 # The database is dropped at the end; the fuzz<id> topics stay (small, 2 partitions).
 set -euo pipefail
@@ -21,6 +22,7 @@ ENV_FILE="$WORK/env"
 VENV="$WORK/fuzz-venv"
 RESULT="$ROOT/bench/fuzz/last-result.txt"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-40}"
+ROLES="${FUZZ_ROLES:-customer support auditor analyst service admin}"
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 
 # shellcheck source=scripts/lib/services.sh
@@ -77,27 +79,36 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "$base/health/ready" >/dev/null || { tail -n 40 "$server_log" >&2; die "logbook did not get ready"; }
 
-token="$("$BIN" token --role admin --sub fuzz-admin --ttl 7200)"
 mkdir -p "$(dirname "$RESULT")"
-log "schemathesis against $base/openapi.json ($MAX_EXAMPLES examples per operation)"
 status=0
+{
+  echo "# scripts/api-fuzz.sh: schemathesis $SCHEMATHESIS_VERSION, $MAX_EXAMPLES examples per" \
+    "operation, seed 4711, roles: $ROLES"
+  echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) against logbook all (fresh topics and database)"
+} >"$RESULT"
 # run from .logbook/ so schemathesis' own cache folder stays out of the work tree
 cd "$WORK"
-"$VENV/bin/schemathesis" run "$base/openapi.json" \
-  --url "$base" \
-  --header "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "$MAX_EXAMPLES" \
-  --workers 1 \
-  --seed 4711 \
-  --no-color >"$RESULT.tmp" 2>&1 || status=$?
-{
-  echo "# scripts/api-fuzz.sh: schemathesis $("$VENV/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')," \
-    "$MAX_EXAMPLES examples per operation, seed 4711, exit status $status"
-  echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) against logbook all (fresh topics and database)"
-  # the token and the random port/ids are not worth keeping
-  sed -e "s/$token/<token>/g" -e "s/127.0.0.1:$port/127.0.0.1:<port>/g" "$RESULT.tmp"
-} >"$RESULT"
+for role in $ROLES; do
+  token="$("$BIN" token --role "$role" --sub "fuzz-$role" --ttl 7200)"
+  log "schemathesis as $role against $base/openapi.json ($MAX_EXAMPLES examples per operation)"
+  run_status=0
+  "$VENV/bin/schemathesis" run "$base/openapi.json" \
+    --url "$base" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "$MAX_EXAMPLES" \
+    --workers 1 \
+    --seed 4711 \
+    --no-color >"$RESULT.tmp" 2>&1 || run_status=$?
+  [ "$status" -ne 0 ] || status=$run_status
+  {
+    echo
+    echo "## role $role: exit status $run_status"
+    # the token and the random port/ids are not worth keeping; the summary is
+    sed -e "s/$token/<token>/g" -e "s/127.0.0.1:$port/127.0.0.1:<port>/g" "$RESULT.tmp" |
+      sed -n '/FAILURES\|SUMMARY/,$p'
+  } >>"$RESULT"
+done
 rm -f "$RESULT.tmp"
-tail -n 25 "$RESULT"
+cat "$RESULT"
 exit "$status"

@@ -77,7 +77,7 @@ const ERRORS: [ErrorSpec; 10] = [
     (
         "Conflict",
         409,
-        "A business rule refused the command (insufficient funds, frozen or closed account, currency mismatch, duplicate account id), or the first request with this Idempotency-Key is still in progress (`idempotency_in_flight`, with Retry-After).",
+        "A business rule refused the command (insufficient funds, frozen or closed account, currency mismatch, duplicate account id, a limit below the current overdraft), or the first request with this Idempotency-Key is still in progress (`idempotency_in_flight`, with Retry-After).",
         "insufficient_funds",
         "Command rejected",
         "balance 100 and overdraft limit 0 do not cover 500",
@@ -173,7 +173,7 @@ fn standard_errors(method: &str, path: &str) -> Vec<(&'static str, &'static str)
     if path.contains('{') || method == "post" {
         errors.push(("404", "NotFound"));
     }
-    if method == "post" {
+    if method == "post" || method == "put" {
         errors.extend([("409", "Conflict"), ("413", "TooLarge"), ("504", "Timeout")]);
     }
     errors
@@ -181,7 +181,9 @@ fn standard_errors(method: &str, path: &str) -> Vec<(&'static str, &'static str)
 
 /// Whether the operation is a command (accepts `Idempotency-Key`).
 fn is_command(method: &str, path: &str) -> bool {
-    method == "post" && path.starts_with("/v1/") && !path.starts_with("/v1/admin/")
+    (method == "post" || method == "put")
+        && path.starts_with("/v1/")
+        && !path.starts_with("/v1/admin/")
 }
 
 /// Adds the standard errors, security and headers to every operation of `paths`.

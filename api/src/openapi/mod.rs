@@ -131,6 +131,34 @@ mod tests {
         }
     }
 
+    /// Every command (the routes behind the idempotency middleware, PUT included) documents
+    /// the answers a command can give and takes an `Idempotency-Key`.
+    #[test]
+    fn every_command_documents_conflicts_timeouts_and_the_idempotency_key() {
+        let document = document();
+        let commands = [
+            ("post", "/v1/accounts"),
+            ("post", "/v1/accounts/{id}/deposits"),
+            ("post", "/v1/accounts/{id}/close"),
+            ("put", "/v1/accounts/{id}/overdraft-limit"),
+            ("post", "/v1/transfers"),
+        ];
+        for (method, path) in commands {
+            let operation = &document["paths"][path][method];
+            for status in ["409", "413", "504"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{method} {path} lacks {status}"
+                );
+            }
+            let parameters = operation["parameters"].as_array().expect("parameters");
+            assert!(
+                parameters.iter().any(|p| p["name"] == "Idempotency-Key"),
+                "{method} {path} lacks Idempotency-Key"
+            );
+        }
+    }
+
     #[test]
     fn command_bodies_are_the_schema_files() {
         let document = document();

@@ -31,7 +31,7 @@ use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
 use crate::validation::CommandSchema;
 
-/// The command endpoints (POST; they take an `Idempotency-Key`).
+/// The command endpoints (POST, and PUT for the overdraft limit; they take an `Idempotency-Key`).
 fn command_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(commands::open_account))

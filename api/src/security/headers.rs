@@ -69,7 +69,7 @@ pub fn cors(
     Ok(Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
