@@ -1,7 +1,9 @@
 //! Running the long-lived roles (`serve`, `process`, `saga`, `project`, `all`) until a shutdown signal.
 //!
 //! Every role gets the same shutdown signal; when one role fails, the others are told to stop
-//! too, so a process never limps on half-alive.
+//! too, so a process never limps on half-alive. Roles wait out Kafka and PostgreSQL outages by
+//! themselves; the one Kafka answer no role waits out is a refusal of this process's identity
+//! or permissions ([`logbook_events::refusal`]), which stops the process with one error.
 
 use std::future::Future;
 
@@ -130,6 +132,8 @@ pub async fn run_reporting(
         let stop = local.wait();
         tasks.spawn(async move { app.run_until(stop).await });
     }
+    let stop = local.wait();
+    tasks.spawn(watch_refusal(stop));
     let outer = shutdown.wait();
     tokio::pin!(outer);
     let mut first_error = None;
@@ -154,6 +158,22 @@ pub async fn run_reporting(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Fails as soon as Kafka has refused this process (any client of any role); completes at `stop`.
+async fn watch_refusal(stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = tick.tick() => {
+                if let Some(refusal) = logbook_events::refusal::refused() {
+                    anyhow::bail!("{refusal}");
+                }
+            }
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

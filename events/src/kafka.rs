@@ -143,16 +143,15 @@ mod tests {
     }
 }
 
-/// Client context for readers that read partitions to their end (`enable.partition.eof`):
-/// the end of a partition is an expected event there, not an error worth an ERROR log line.
+/// The client context of Logbook's clients that need nothing special: client errors are logged
+/// (except the end of a partition, which readers that read to the end expect) and refusals are
+/// noted ([`crate::refusal`]).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct EndOfLogReader;
+pub struct Reporting;
 
-impl rdkafka::ClientContext for EndOfLogReader {
+impl rdkafka::ClientContext for Reporting {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !is_end_of_partition(&error) {
-            tracing::error!(%error, reason, "kafka client error");
-        }
+        crate::refusal::client_error(&error, reason);
     }
 }
 
@@ -166,4 +165,10 @@ pub fn is_end_of_partition(error: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
-impl rdkafka::consumer::ConsumerContext for EndOfLogReader {}
+impl rdkafka::consumer::ConsumerContext for Reporting {}
+
+impl rdkafka::producer::ProducerContext for Reporting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}

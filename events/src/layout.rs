@@ -21,9 +21,12 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{EndOfLogReader, KafkaSettings};
+use crate::kafka::{KafkaSettings, Reporting};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one metadata or offsets call may take inside [`retry_transient`] (a refused client
+/// never gets an answer: it must not wait the whole [`TIMEOUT`] to notice).
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The key of the layout record.
 const KEY: &str = "partitions";
 
@@ -102,11 +105,15 @@ pub fn check(settings: &KafkaSettings) -> Result<i32, LayoutError> {
     })?;
     let consumer: BaseConsumer = settings.client_config().create()?;
     for topic in [&topics.commands, &topics.events] {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-        let live = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len() as i32);
+        let metadata = consumer.fetch_metadata(Some(topic), CALL_TIMEOUT)?;
+        let described = metadata.topics().first();
+        if let Some(code) = described.and_then(|t| t.error()) {
+            // e.g. an ACL that hides the topic from this identity: not "0 partitions"
+            let error = KafkaError::MetadataFetch(code.into());
+            crate::refusal::note(&error, topic);
+            return Err(error.into());
+        }
+        let live = described.map_or(0, |t| t.partitions().len() as i32);
         if live != recorded {
             return Err(LayoutError::Changed {
                 topic: topic.clone(),
@@ -121,13 +128,13 @@ pub fn check(settings: &KafkaSettings) -> Result<i32, LayoutError> {
 /// The last layout record, if any. Blocking.
 fn recorded(settings: &KafkaSettings) -> Result<Option<i32>, LayoutError> {
     let topic = settings.topics().layout;
-    let consumer: BaseConsumer<EndOfLogReader> = settings
+    let consumer: BaseConsumer<Reporting> = settings
         .client_config()
         .set("group.id", "logbook-layout-reader-unused")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create_with_context(EndOfLogReader)?;
-    let (low, high) = retry_transient(|| consumer.fetch_watermarks(&topic, 0, TIMEOUT))?;
+        .create_with_context(Reporting)?;
+    let (low, high) = retry_transient(|| consumer.fetch_watermarks(&topic, 0, CALL_TIMEOUT))?;
     if high <= low {
         return Ok(None);
     }
@@ -179,14 +186,16 @@ pub fn initialise_groups(settings: &KafkaSettings, partitions: i32) -> Result<()
         for partition in 0..count {
             wanted.add_partition(topic, partition);
         }
-        let committed = retry_transient(|| consumer.committed_offsets(wanted.clone(), TIMEOUT))?;
+        let committed =
+            retry_transient(|| consumer.committed_offsets(wanted.clone(), CALL_TIMEOUT))?;
         let mut first = TopicPartitionList::new();
         for element in committed.elements() {
             if matches!(element.offset(), Offset::Offset(_)) {
                 continue;
             }
-            let (low, high) =
-                retry_transient(|| consumer.fetch_watermarks(topic, element.partition(), TIMEOUT))?;
+            let (low, high) = retry_transient(|| {
+                consumer.fetch_watermarks(topic, element.partition(), CALL_TIMEOUT)
+            })?;
             if low == high {
                 first.add_partition_offset(topic, element.partition(), Offset::Offset(low))?;
             }
@@ -211,7 +220,7 @@ fn retry_transient<T>(mut call: impl FnMut() -> Result<T, KafkaError>) -> Result
     loop {
         match call() {
             Ok(value) => return Ok(value),
-            Err(error) if Instant::now() < deadline => {
+            Err(error) if Instant::now() < deadline && crate::refusal::refused().is_none() => {
                 tracing::debug!(%error, "transient error right after topic creation: retrying");
                 std::thread::sleep(Duration::from_millis(200));
             }

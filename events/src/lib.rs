@@ -20,8 +20,10 @@
 //! - [`secret`]: [`Secret`], a string that never prints.
 //! - [`retry`]: backoff and outage reporting, shared by every role that waits for Kafka or
 //!   PostgreSQL.
+//! - [`refusal`]: Kafka refusing this process (authentication, ACLs): the one Kafka error no
+//!   role waits out.
 //!
-//! Apart from [`topics`], [`layout`], [`durability`] and [`retry`], the crate does no I/O and reads no clock or randomness: callers supply ids and
+//! Apart from [`topics`], [`layout`], [`durability`], [`retry`] and [`refusal`], the crate does no I/O and reads no clock or randomness: callers supply ids and
 //! timestamps, so everything here is deterministic and testable.
 
 pub mod account;
@@ -36,6 +38,7 @@ pub mod kafka;
 pub mod layout;
 pub mod partitioner;
 pub mod position;
+pub mod refusal;
 pub mod retry;
 pub mod secret;
 pub mod topics;

@@ -48,6 +48,25 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Whether PostgreSQL refused the credentials or the connection itself (SQLSTATE class 28:
+/// wrong password, no `pg_hba.conf` entry, role may not log in): no retry fixes that.
+pub fn is_refusal(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code.starts_with("28"))
+}
+
+/// Notes `error` as a refusal of this process if it is one ([`logbook_events::refusal`]); says
+/// whether it was.
+pub fn note_refusal(error: &sqlx::Error) -> bool {
+    let refused = is_refusal(error);
+    if refused {
+        logbook_events::refusal::note_database(&error.to_string());
+    }
+    refused
+}
+
 /// Whether the database answers.
 pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query_scalar::<_, i32>("SELECT 1")

@@ -103,6 +103,9 @@ async fn listen(pool: PgPool, sender: watch::Sender<Progress>) {
             () = sender.closed() => return,
             result = session(&pool, &sender) => {
                 if let Err(error) = result {
+                    if crate::db::note_refusal(&error) {
+                        return;
+                    }
                     tracing::warn!(%error, retry_in = ?delay, "projection progress listener failed");
                 }
             }

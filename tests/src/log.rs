@@ -20,13 +20,13 @@ pub struct Record {
 
 /// Every committed record of `topic` up to its current end (read_committed). Blocking.
 pub fn read_committed(kafka: &KafkaSettings, topic: &str) -> Vec<Record> {
-    let consumer: BaseConsumer<logbook_events::kafka::EndOfLogReader> = kafka
+    let consumer: BaseConsumer<logbook_events::kafka::Reporting> = kafka
         .client_config()
         .set("group.id", "test-reader-unused")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create_with_context(logbook_events::kafka::EndOfLogReader)
+        .create_with_context(logbook_events::kafka::Reporting)
         .expect("reader");
     let timeout = Duration::from_secs(10);
     let metadata = consumer

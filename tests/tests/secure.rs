@@ -47,15 +47,24 @@ fn run_tool(vars: &HashMap<String, String>, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// A long-running role process, logging to `$TMPDIR/secure-<name>.log`.
+/// A long-running role process, logging to a file of its own in the temporary folder.
 fn spawn_role(vars: &HashMap<String, String>, role: &str, extra: &[(&str, String)]) -> Child {
-    let log = std::env::temp_dir().join(format!("t{PREFIX}-{role}.log"));
-    let file = std::fs::File::create(log).expect("log file");
-    logbook(vars, &[role], extra)
+    spawn_logged(vars, role, extra).0
+}
+
+fn spawn_logged(
+    vars: &HashMap<String, String>,
+    role: &str,
+    extra: &[(&str, String)],
+) -> (Child, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("t{PREFIX}-{role}-{}.log", Uuid::new_v4()));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = logbook(vars, &[role], extra)
         .stdout(Stdio::null())
         .stderr(Stdio::from(file))
         .spawn()
-        .expect("start a role")
+        .expect("start a role");
+    (child, log)
 }
 
 struct Roles(Vec<Child>);
@@ -356,4 +365,93 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Waits (at most `within`) for `child` to exit; its exit status, or None if it still runs.
+fn exit_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// A refusal is the one answer of Kafka or PostgreSQL that no role waits out: a wrong password,
+/// or an identity whose ACLs or grants do not cover the role, stops the process with one error
+/// line that says what was refused and what to check (instead of retrying for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts its own secure Kafka and PostgreSQL: run by the private-services stage"]
+async fn a_refused_role_exits_with_one_clear_error() {
+    let services =
+        tokio::task::block_in_place(|| PrivateServices::start_secure("refused", "refused"));
+    let vars = |role: &str| services.role_vars(role);
+    let admin = vars("admin");
+    tokio::task::block_in_place(|| {
+        run_tool(&admin, &["topics"]);
+        run_tool(&admin, &["migrate"]);
+    });
+    let wrong = std::env::temp_dir().join(format!("t{PREFIX}-wrong-{}", Uuid::new_v4()));
+    std::fs::write(&wrong, "not-the-password").expect("write");
+    let wrong = wrong.display().to_string();
+    let kafka_password = ("LOGBOOK_KAFKA_SASL_PASSWORD_FILE", wrong.clone());
+    let db_password = ("LOGBOOK_DATABASE_PASSWORD_FILE", wrong);
+    let http = || ("LOGBOOK_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    let kafka_refused = "kafka refused this process";
+    let cases = [
+        (
+            "processor",
+            "process",
+            vec![kafka_password.clone()],
+            kafka_refused,
+        ),
+        (
+            "gateway",
+            "serve",
+            vec![kafka_password.clone(), http()],
+            kafka_refused,
+        ),
+        ("projector", "project", vec![kafka_password], kafka_refused),
+        // an identity whose ACLs do not cover the role
+        ("projector", "process", vec![], "TopicAuthorizationFailed"),
+        ("gateway", "saga", vec![], kafka_refused),
+        ("tools", "project", vec![], kafka_refused),
+        // PostgreSQL: the projector's and the API's passwords
+        (
+            "projector",
+            "project",
+            vec![db_password.clone()],
+            "postgresql refused this process",
+        ),
+        (
+            "gateway",
+            "serve",
+            vec![db_password, http()],
+            "postgresql refused this process",
+        ),
+    ];
+    let mut running: Vec<_> = cases
+        .iter()
+        .map(|(identity, role, extra, _)| spawn_logged(&vars(identity), role, extra))
+        .collect();
+    for ((child, log), (identity, role, _, expected)) in running.iter_mut().zip(&cases) {
+        let status = tokio::task::block_in_place(|| exit_within(child, Duration::from_secs(90)));
+        let _ = child.kill();
+        let output = std::fs::read_to_string(&*log).unwrap_or_default();
+        let status = status.unwrap_or_else(|| panic!("{role} as {identity} still runs: {output}"));
+        assert!(!status.success(), "{role} as {identity}: {status}");
+        let errors: Vec<&str> = output
+            .lines()
+            .filter(|l| l.starts_with("logbook: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{role} as {identity}: {output}");
+        assert!(
+            errors[0].contains(expected),
+            "{role} as {identity}: {}",
+            errors[0]
+        );
+        assert!(errors[0].contains("cannot fix"), "{}", errors[0]);
+    }
 }

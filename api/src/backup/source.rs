@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use logbook_events::KafkaSettings;
-use logbook_events::kafka::{EndOfLogReader, is_end_of_partition};
+use logbook_events::kafka::{Reporting, is_end_of_partition};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
@@ -19,7 +19,7 @@ const STALL: Duration = Duration::from_secs(120);
 
 /// A read_committed reader of single partitions.
 pub struct PartitionSource {
-    consumer: BaseConsumer<EndOfLogReader>,
+    consumer: BaseConsumer<Reporting>,
 }
 
 impl std::fmt::Debug for PartitionSource {
@@ -60,7 +60,7 @@ impl PartitionSource {
             .set("enable.partition.eof", "true")
             .set("fetch.max.bytes", "52428800")
             .set("max.partition.fetch.bytes", "10485760")
-            .create_with_context(EndOfLogReader)?;
+            .create_with_context(Reporting)?;
         Ok(PartitionSource { consumer })
     }
 

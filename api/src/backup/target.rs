@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use logbook_events::KafkaSettings;
-use logbook_events::kafka::{EndOfLogReader, is_end_of_partition};
+use logbook_events::kafka::{Reporting, is_end_of_partition};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -35,7 +35,11 @@ pub struct DeliveryWatch {
     failed: Mutex<Option<String>>,
 }
 
-impl ClientContext for DeliveryWatch {}
+impl ClientContext for DeliveryWatch {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        logbook_events::refusal::client_error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryWatch {
     type DeliveryOpaque = ();
@@ -180,13 +184,13 @@ fn record_at(
     partition: i32,
     offset: i64,
 ) -> Result<Option<StoredRecord>, TargetError> {
-    let consumer: BaseConsumer<EndOfLogReader> = kafka
+    let consumer: BaseConsumer<Reporting> = kafka
         .client_config()
         .set("group.id", "logbook-restore")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create_with_context(EndOfLogReader)?;
+        .create_with_context(Reporting)?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     consumer.assign(&assignment)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use logbook_commands::envelope::CommandResult;
 use logbook_events::KafkaSettings;
+use logbook_events::kafka::Reporting;
 use logbook_events::retry::{Backoff, Outage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -86,16 +87,18 @@ pub(super) fn run(kafka: KafkaSettings, waiters: Waiters, shared: Arc<Shared>) {
 
 /// A consumer of every results partition, positioned at its current end, and the partition
 /// count.
-fn positioned_consumer(kafka: &KafkaSettings) -> Result<(BaseConsumer, i32), KafkaError> {
+fn positioned_consumer(
+    kafka: &KafkaSettings,
+) -> Result<(BaseConsumer<Reporting>, i32), KafkaError> {
     let topic = kafka.topics().results;
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<Reporting> = kafka
         .client_config()
         .set("group.id", format!("{}-gateway-unused", kafka.topic_prefix))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "20")
         .set("fetch.min.bytes", "1")
-        .create()?;
+        .create_with_context(Reporting)?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
     let partitions: Vec<i32> = metadata

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use logbook_events::kafka::EndOfLogReader;
+use logbook_events::kafka::Reporting;
 use logbook_events::{KafkaSettings, LogCursor};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -37,7 +37,7 @@ pub struct LogRecord {
 
 /// A blocking reader of the events topic between bounds.
 pub struct LogReader {
-    consumer: BaseConsumer<EndOfLogReader>,
+    consumer: BaseConsumer<Reporting>,
     /// Per partition: (first offset to read, offset to stop before).
     ranges: BTreeMap<i32, (i64, i64)>,
     open: HashSet<i32>,
@@ -61,7 +61,7 @@ impl LogReader {
         to: Option<&Bound>,
     ) -> Result<LogReader, ToolError> {
         let topic = kafka.topics().events;
-        let consumer: BaseConsumer<EndOfLogReader> = kafka
+        let consumer: BaseConsumer<Reporting> = kafka
             .client_config()
             .set(
                 "group.id",
@@ -70,7 +70,7 @@ impl LogReader {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
-            .create_with_context(EndOfLogReader)?;
+            .create_with_context(Reporting)?;
         let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
         let partitions: Vec<i32> = metadata
             .topics()
@@ -160,7 +160,7 @@ impl LogReader {
 
 /// Where each partition starts for a `from` bound.
 fn start_offsets(
-    consumer: &BaseConsumer<EndOfLogReader>,
+    consumer: &BaseConsumer<Reporting>,
     topic: &str,
     partitions: &[i32],
     from: Option<&Bound>,

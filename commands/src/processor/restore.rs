@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use logbook_events::kafka::EndOfLogReader;
+use logbook_events::kafka::Reporting;
 use logbook_events::{KafkaSettings, Position, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -54,7 +54,7 @@ pub fn restore_partition(
 ) -> Result<PartitionState, RestoreError> {
     let timeout = limits.timeout;
     let topic = kafka.topics().events;
-    let consumer: BaseConsumer<EndOfLogReader> = kafka
+    let consumer: BaseConsumer<Reporting> = kafka
         .client_config()
         .set("group.id", "logbook-restore-unused")
         .set("enable.auto.commit", "false")
@@ -63,7 +63,7 @@ pub fn restore_partition(
         .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
-        .create_with_context(EndOfLogReader)?;
+        .create_with_context(Reporting)?;
     let probe: BaseConsumer = kafka
         .client_config()
         .set("isolation.level", "read_uncommitted")

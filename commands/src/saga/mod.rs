@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use logbook_events::kafka::Reporting;
 use logbook_events::{KafkaSettings, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext};
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::envelope::{CommandEnvelope, CommandResult};
@@ -98,7 +99,7 @@ pub async fn run_until(
     joined.await.map_err(|_| SagaError::Panicked)?
 }
 
-type Client = KafkaTxnClient<DefaultProducerContext>;
+type Client = KafkaTxnClient<Reporting>;
 
 struct Saga {
     settings: SagaSettings,
@@ -170,7 +171,7 @@ impl Saga {
                 "transaction.timeout.ms",
                 (settings.txn_timeout * 2).as_millis().to_string(),
             );
-        KafkaTxnClient::connect(config, || DefaultProducerContext, settings.txn_timeout)
+        KafkaTxnClient::connect(config, || Reporting, settings.txn_timeout)
     }
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), SagaError> {

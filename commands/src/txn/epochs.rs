@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use logbook_events::kafka::Reporting;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -30,7 +31,7 @@ pub struct RebalanceContext {
     missing_offsets: MissingOffsets,
     /// A client of the same group that never joins it: it reads committed offsets and
     /// watermarks during a rebalance (the member itself cannot while it waits to be assigned).
-    probe: Option<BaseConsumer>,
+    probe: Option<BaseConsumer<Reporting>>,
     epochs: Mutex<HashMap<(String, i32), u64>>,
     counter: Mutex<u64>,
     /// Assigned partitions that hold data but have no committed offset (refused).
@@ -50,7 +51,7 @@ impl RebalanceContext {
     pub fn new(
         role: &'static str,
         missing_offsets: MissingOffsets,
-        probe: Option<BaseConsumer>,
+        probe: Option<BaseConsumer<Reporting>>,
     ) -> Self {
         Self {
             role,
@@ -144,7 +145,11 @@ impl RebalanceContext {
     }
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        logbook_events::refusal::client_error(&error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     /// The default rebalance (incremental, as `cooperative-sticky` asks), with the starts of

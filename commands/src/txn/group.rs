@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use logbook_events::KafkaSettings;
+use logbook_events::kafka::Reporting;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use super::epochs::RebalanceContext;
@@ -65,13 +66,13 @@ pub fn consumer(
     topics: &[&str],
     role: &'static str,
 ) -> Result<BaseConsumer<RebalanceContext>, KafkaError> {
-    let probe: BaseConsumer = settings
+    let probe: BaseConsumer<Reporting> = settings
         .kafka
         .client_config()
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .create()?;
+        .create_with_context(Reporting)?;
     let context = RebalanceContext::new(role, settings.missing_offsets, Some(probe));
     let millis = |d: Duration| d.as_millis().to_string();
     let consumer: BaseConsumer<RebalanceContext> = settings

@@ -168,6 +168,7 @@ impl ProjectorContext {
             };
             match self.runtime.block_on(load) {
                 Ok(Ok(stored)) => return Ok(stored),
+                Ok(Err(error)) if crate::db::note_refusal(&error) => return Err(error.to_string()),
                 Ok(Err(error)) => last = error.to_string(),
                 Err(_) => last = "timed out".to_owned(),
             }
@@ -228,6 +229,9 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
 impl ClientContext for ProjectorContext {
     /// End-of-partition events also reach the client's error callback: they are not errors.
     fn error(&self, error: KafkaError, reason: &str) {
+        if logbook_events::refusal::note(&error, reason) {
+            return;
+        }
         if !logbook_events::kafka::is_end_of_partition(&error) {
             tracing::error!(projection = %self.key, %error, reason, "kafka client error");
         }
