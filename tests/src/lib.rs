@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 pub mod bank;
 pub mod checks;
+pub mod child;
 pub mod client;
 pub mod disaster;
 pub mod log;

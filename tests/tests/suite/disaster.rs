@@ -394,7 +394,7 @@ fn copy_backup_prefix(from: &std::path::Path, to: &std::path::Path, segments: us
 /// chained events appended transactionally, then the time of a backup, of a restore into fresh
 /// topics, and of rebuilding every projection from the restored log into an empty database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement: cargo test -p logbook-tests --release --test disaster -- --ignored recovery_times --nocapture"]
+#[ignore = "measurement: cargo test -p logbook-tests --release --test suite -- --ignored disaster::recovery_times --nocapture"]
 async fn recovery_times() {
     let total: usize = std::env::var("LOGBOOK_DRILL_EVENTS")
         .ok()

@@ -486,7 +486,7 @@ async fn stream_export_and_replay_give_back_the_log_and_the_live_balances() {
 
 /// Throughput of `verify` (Kafka), `export` and `replay --from-file` over a big log:
 /// `LOGBOOK_AUDIT_EVENTS` events (default 1 000 000). Run on purpose:
-/// `cargo test -p logbook-tests --test audit -- --ignored --nocapture big_log`.
+/// `cargo test -p logbook-tests --test suite -- --ignored --nocapture audit::big_log`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "loads a million events: a measurement, not a check of the default suite"]
 async fn big_log_throughput_of_verify_export_and_replay() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use logbook_api::auth::Role;
 use logbook_api::roles::Roles;
 use logbook_tests::bank::{Bank, check_ledger};
+use logbook_tests::child::{free_port, wait_live};
 use logbook_tests::read::models::{assert_equal_to_fresh_fold, wait_caught_up};
 use logbook_tests::services::PrivateServices;
 use logbook_tests::{TestEnv, log};
@@ -117,30 +118,6 @@ impl Drop for Child {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn wait_live(url: &str) {
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(format!("{url}/health/live"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{url} did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

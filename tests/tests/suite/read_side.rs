@@ -28,7 +28,7 @@ const CATCH_UP: Duration = Duration::from_secs(120);
 fn spawn_child(env: &TestEnv) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
         .args([
-            "child_projector",
+            "read_side::child_projector",
             "--exact",
             "--ignored",
             "--test-threads=1",
@@ -335,7 +335,7 @@ async fn a_rebuild_during_a_stream_swaps_in_a_fresh_fold_while_queries_answer() 
 /// A benchmark: `LOGBOOK_BENCH_EVENTS` (default 200 000) events of backlog, then the time the
 /// projectors take to catch up and the time of a full rebuild of each projection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: cargo test -p logbook-tests --release --test read_side -- --ignored projector_throughput --nocapture"]
+#[ignore = "benchmark: cargo test -p logbook-tests --release --test suite -- --ignored read_side::projector_throughput --nocapture"]
 async fn projector_throughput() {
     let total: usize = std::env::var("LOGBOOK_BENCH_EVENTS")
         .ok()

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use logbook_events::KafkaSettings;
+use logbook_tests::child::{free_port, wait_ready};
 use logbook_tests::logbook_binary;
 use logbook_tests::services::{PrivateServices, kafka_settings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -343,28 +344,6 @@ async fn database_least_privilege(services: &PrivateServices) {
         .await
         .expect("tools read everything");
     let _ = tools.close().await;
-}
-
-async fn wait_ready(url: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let mut last = None;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("{url}/health/ready")).await {
-            if response.status() == 200 {
-                return;
-            }
-            last = response.json::<Value>().await.ok();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("the API never became ready: {last:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Waits (at most `within`) for `child` to exit; its exit status, or None if it still runs.

@@ -226,19 +226,20 @@ async fn a_refund_cannot_be_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateway_waiters_never_leak() {
     let env = TestEnv::new().await;
-    let mut settings = env.settings();
-    settings.command_timeout = Duration::from_secs(2);
-    let app = env.spawn_with(settings, Roles::SERVE).await;
+    // a process of its own: the gauge must count this gateway's waiters only
+    let timeout = ("LOGBOOK_COMMAND_TIMEOUT_MS", "2000".to_string());
+    let server = env.serve_child("waiters", &[timeout]).await;
     let token = env.token(Role::Service, "bank");
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
         .expect("client");
+    let patient = reqwest::Client::new();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let account = Uuid::new_v4();
-        let url = app.url(&format!("/v1/accounts/{account}/deposits"));
-        let (client, patient, token) = (impatient.clone(), app.client.clone(), token.clone());
+        let url = server.url(&format!("/v1/accounts/{account}/deposits"));
+        let (client, patient, token) = (impatient.clone(), patient.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             // no processor runs: every command waits until its timeout or its client leaves
             let client = if i % 2 == 0 { client } else { patient };
@@ -255,7 +256,7 @@ async fn gateway_waiters_never_leak() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting = app.metric("logbook_gateway_waiting_requests").await;
+        let waiting = server.metric("logbook_gateway_waiting_requests").await;
         if waiting == Some(0.0) {
             break;
         }
@@ -265,7 +266,6 @@ async fn gateway_waiters_never_leak() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    app.stop().await.expect("clean stop");
 }
 
 /// Deposit answers are unchanged by retries without a key: each is a new command.

@@ -30,8 +30,8 @@ fn catalogue() -> String {
     names.sort();
     let mut out = String::from(
         "# Event catalogue\n\n\
-         Generated from `schemas/events/*.json` by `tests/tests/analyst_docs.rs` \
-         (`LOGBOOK_UPDATE_DOCS=1 cargo test -p logbook-tests --test analyst_docs` rewrites it). \
+         Generated from `schemas/events/*.json` by `tests/tests/suite/analyst_docs.rs` \
+         (`LOGBOOK_UPDATE_DOCS=1 cargo test -p logbook-tests --test suite analyst_docs` rewrites it). \
          Do not edit by hand.\n\n\
          Every record of `<prefix>.events` is an envelope (`schemas/events/envelope.json`, \
          described below); its `data` object has the shape of its `event_type` and \
@@ -98,7 +98,7 @@ fn the_event_catalogue_is_generated_from_the_schemas() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "docs/events.md is stale: run LOGBOOK_UPDATE_DOCS=1 cargo test -p logbook-tests --test analyst_docs"
+        "docs/events.md is stale: run LOGBOOK_UPDATE_DOCS=1 cargo test -p logbook-tests --test suite analyst_docs"
     );
     for name in logbook_events::ALL_EVENT_TYPES {
         assert!(

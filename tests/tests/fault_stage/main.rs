@@ -1,0 +1,10 @@
+//! The fault stage: tests that start private Kafka and PostgreSQL servers of their own and pause,
+//! kill or lock them down. Every test here is `#[ignore]`d so the main run skips it; the fault
+//! stage of `scripts/dev test` runs them one at a time:
+//! `cargo test -p logbook-tests --test fault_stage -- --ignored --test-threads=1`.
+//!
+//! - [`faults`]: SIGSTOP and SIGKILL of the broker, the database and the roles under load.
+//! - [`secure`]: TLS, SCRAM users, ACLs and database roles (`scripts/dev services --secure`).
+
+mod faults;
+mod secure;
