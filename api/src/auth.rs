@@ -17,7 +17,7 @@ use crate::security::settings::{
     JwtAlgorithm, JwtOptions, MAX_LEEWAY_SECONDS, MIN_HS256_SECRET_BYTES,
 };
 
-/// The roles of DESIGN.md §7.
+/// The roles of the role matrix (docs/architecture.md §6, docs/security.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

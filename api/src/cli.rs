@@ -69,11 +69,11 @@ pub enum Command {
     },
     /// Recompute every hash chain over the Kafka log or the archive; prints the report
     /// (intact with counts, or the first broken event) and fails when broken.
-    Verify(crate::tools::verify::VerifyArgs),
+    Verify(logbook_ops::tools::verify::VerifyArgs),
     /// Export a range of the log from Kafka to an NDJSON or CSV file.
-    Export(crate::tools::export::ExportArgs),
+    Export(logbook_ops::tools::export::ExportArgs),
     /// Fold the log (or an NDJSON export) up to an instant into a separate schema.
-    Replay(crate::tools::replay::ReplayArgs),
+    Replay(logbook_ops::tools::replay::ReplayArgs),
     /// Copy the event log (all partitions) into compressed, checksummed segment files;
     /// incremental: a second run into the same folder adds only what is new.
     Backup {
@@ -139,15 +139,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rebuild { projections } => rebuild_projections(&settings, &projections).await,
-        Command::Verify(args) => crate::tools::verify::run(&settings, args).await,
-        Command::Export(args) => crate::tools::export::run(&settings, args).await,
-        Command::Replay(args) => crate::tools::replay::run(&settings, args).await,
+        Command::Verify(args) => crate::cli_ops::verify(&settings, args).await,
+        Command::Export(args) => crate::cli_ops::export_log(&settings, args).await,
+        Command::Replay(args) => crate::cli_ops::replay_log(&settings, args).await,
         Command::Backup { out, all_topics } => {
-            crate::backup::commands::backup(&settings, out, all_topics).await
+            crate::cli_ops::backup(&settings, out, all_topics).await
         }
-        Command::Restore { from, force } => {
-            crate::backup::commands::restore(&settings, from, force).await
-        }
+        Command::Restore { from, force } => crate::cli_ops::restore(&settings, from, force).await,
         Command::PruneSecurityAudit { retention_days } => {
             let options = logbook_projections::db::options(
                 settings.require_database_url()?,

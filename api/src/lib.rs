@@ -2,7 +2,10 @@
 //!
 //! - [`settings`]: typed settings from flags and `LOGBOOK_*` variables (`*_FILE` for secrets);
 //!   [`processing`]: the processors' and sagas' part of them;
-//! - [`cli`]: the subcommands (`serve`, `process`, `all`, `token`, `topics`, `migrate`);
+//! - [`cli`]: the subcommands: the roles (`serve`, `process`, `saga`, `project`, `all`),
+//!   set-up (`topics`, `migrate`, `token`, `openapi`), maintenance (`rebuild`,
+//!   `prune-security-audit`) and the operations on the log (`verify`, `export`, `replay`,
+//!   `backup`, `restore`), whose work is in the `logbook-ops` crate ([`cli_ops`] calls it);
 //! - [`roles`]: running roles until a shutdown signal;
 //! - [`app`]: the axum application (state, middleware, graceful shutdown); [`server`]: the
 //!   listener with its connection limits and timeouts;
@@ -11,16 +14,14 @@
 //! - [`ratelimit`]: token buckets per principal and per client IP;
 //! - [`security`]: TLS, security headers and CORS, the security audit trail;
 //! - [`telemetry`]: logs and metrics;
-//! - [`backup`]: `logbook backup` and `logbook restore` (the log is the backup);
-//! - [`tools`]: `logbook verify`, `logbook export` and `logbook replay` (auditors, analysts);
 //! - [`openapi`]: the generated OpenAPI document and `/docs`; [`validation`]: command bodies
 //!   against `schemas/commands`; [`idempotency`]: the Idempotency-Key store; [`reservations`]:
 //!   transfer ids claimed for ever; [`limits`]: sizes,
 //!   timeouts and the problem+json answers at the edges.
 pub mod app;
 pub mod auth;
-pub mod backup;
 pub mod cli;
+pub mod cli_ops;
 pub mod gateway;
 pub mod idempotency;
 pub mod limits;
@@ -36,5 +37,4 @@ pub mod security;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
-pub mod tools;
 pub mod validation;

@@ -1,4 +1,4 @@
-//! Authorization: the role matrix of DESIGN.md §7 as one table.
+//! Authorization: the role matrix (docs/security.md, "Who may do what") as one table.
 //!
 //! [`access`] answers what a role may do for an [`Action`]: nothing, only on what it owns, or
 //! everything. Ownership of an account is checked where the account's state is known: by the

@@ -1,4 +1,4 @@
-//! The event envelope (DESIGN.md §4): metadata, hash-chain links and the payload.
+//! The event envelope (docs/architecture.md §4): metadata, hash-chain links and the payload.
 //!
 //! An [`EventEnvelope`] is what the log stores for every event. It is built sealed
 //! with [`EventEnvelope::new_sealed`] from caller-supplied ids and clock ([`EventMeta`]);
@@ -43,7 +43,7 @@ pub struct EventMeta {
     pub actor: Actor,
 }
 
-/// One event as stored in the log, with the fields and order of DESIGN.md §4.
+/// One event as stored in the log, with the fields and order of docs/architecture.md §4.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventEnvelope {

@@ -1,6 +1,6 @@
 //! The Logbook event log: what an event is and how it is written, read and verified.
 //!
-//! - [`envelope`]: [`EventEnvelope`] (DESIGN.md §4), [`Actor`], [`EventMeta`] and the
+//! - [`envelope`]: [`EventEnvelope`] (docs/architecture.md §4), [`Actor`], [`EventMeta`] and the
 //!   sealed builder [`EventEnvelope::new_sealed`].
 //! - [`account`]: the account event payloads [`AccountEvent`], their versioned JSON
 //!   `data` and [`ALL_EVENT_TYPES`] (one JSON Schema each in `schemas/events/`).

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use logbook_api::backup::segment::StoredRecord;
-use logbook_api::backup::source::{PartitionSource, SourceError};
 use logbook_events::KafkaSettings;
 use logbook_events::topics::partition_counts;
+use logbook_ops::backup::segment::StoredRecord;
+use logbook_ops::backup::source::{PartitionSource, SourceError};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use serde_json::Value;

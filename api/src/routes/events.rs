@@ -169,9 +169,9 @@ async fn produce(
     Ok(())
 }
 
-/// Appends one NDJSON line (the format of [`crate::tools::lines`]).
+/// Appends one NDJSON line (the format of [`logbook_ops::tools::lines`]).
 fn write_line(out: &mut Vec<u8>, cursor: &LogCursor, event: &StreamEvent) {
-    crate::tools::lines::write_line(out, cursor, event.position, &encode(&event.envelope));
+    logbook_ops::tools::lines::write_line(out, cursor, event.position, &encode(&event.envelope));
 }
 
 #[cfg(test)]

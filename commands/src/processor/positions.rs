@@ -1,6 +1,6 @@
 //! Where a transaction's events will land, known before the broker acknowledges them.
 //!
-//! The processor is the only writer of its events partitions (DESIGN.md §3), so the next event
+//! The processor is the only writer of its events partitions (docs/architecture.md §3), so the next event
 //! of a partition lands at the log end: the end seen by the restore, then, after each committed
 //! transaction of ours, the offset after its commit marker (one marker per partition the
 //! transaction wrote, placed before the next transaction may add that partition). With the

@@ -1,5 +1,5 @@
 //! The projector runtime (`logbook project`): every event applied exactly once to every read
-//! model, whatever crashes (DESIGN.md §5).
+//! model, whatever crashes (docs/architecture.md §5).
 //!
 //! Each projection is a consumer group on the events topic (read_committed) with its own OS
 //! thread. A batch of events and the next offset of each partition are written in ONE

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::backup::{
+use logbook_api::roles::Roles;
+use logbook_events::topics::TopicLayout;
+use logbook_ops::backup::{
     BackupOptions, BackupReport, Manifest, RestoreError, RestoreOptions, RestoreReport, TopicRole,
     run_backup, run_restore,
 };
-use logbook_api::roles::Roles;
-use logbook_events::topics::TopicLayout;
 use logbook_tests::checks::assert_log_invariants;
 use logbook_tests::disaster::{
     all_topics, backup_folder, committed, contents, delete_topics, drop_database, read_models,
@@ -207,7 +207,7 @@ async fn disaster_drill_restores_every_read_model_and_hash_chain() {
     })
     .await
     .expect("join");
-    let per_partition = |log: &[(i32, logbook_api::backup::segment::StoredRecord)]| {
+    let per_partition = |log: &[(i32, logbook_ops::backup::segment::StoredRecord)]| {
         (0..fresh.partitions)
             .map(|p| Some(log.iter().filter(|(q, _)| *q == p).count() as i64))
             .collect::<Vec<_>>()

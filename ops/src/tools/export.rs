@@ -17,7 +17,6 @@ use logbook_events::{EventEnvelope, KafkaSettings, Position, decode};
 use super::lines::write_line;
 use super::log::LogReader;
 use super::{Bound, ToolError, progress_bar};
-use crate::settings::Settings;
 
 /// File format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,20 +50,6 @@ pub struct ExportArgs {
 pub struct ExportSummary {
     pub read: u64,
     pub written: u64,
-}
-
-/// Runs `logbook export`.
-pub async fn run(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
-    let kafka = settings.require_kafka()?.clone();
-    let started = std::time::Instant::now();
-    let summary = tokio::task::spawn_blocking(move || export(&kafka, &args, true)).await??;
-    tracing::info!(
-        read = summary.read,
-        written = summary.written,
-        ms = started.elapsed().as_millis() as u64,
-        "export written"
-    );
-    Ok(())
 }
 
 /// Writes the export file. Blocking.

@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use super::lines::parse_line;
 use super::log::LogReader;
 use super::{ToolError, progress_bar};
-use crate::settings::Settings;
 
 /// Records per replay transaction.
 const BATCH: usize = 2_000;
@@ -50,23 +49,6 @@ pub struct ReplayArgs {
 pub struct ReplaySummary {
     pub events: u64,
     pub millis: u64,
-}
-
-/// Runs `logbook replay`.
-pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
-    let options = logbook_projections::db::options(
-        settings.require_database_url()?,
-        settings.database_password.as_ref(),
-    )?;
-    let kafka = settings.require_kafka()?.clone();
-    let summary = replay(options, &kafka, &args, true).await?;
-    tracing::info!(
-        schema = args.into,
-        events = summary.events,
-        ms = summary.millis,
-        "replay done"
-    );
-    Ok(())
 }
 
 /// Prepares the schema and folds the source into it.

@@ -39,8 +39,6 @@ pub enum ToolError {
     Io(#[from] std::io::Error),
     #[error("the hash chains are broken: {0} broken event(s)")]
     Broken(u64),
-    #[error(transparent)]
-    Settings(#[from] crate::settings::SettingsError),
     #[error("database: {0}")]
     Database(#[from] logbook_projections::db::DbError),
     #[error("database: {0}")]

@@ -1,4 +1,4 @@
-//! Backup and restore of the event log: the log is the backup (DESIGN.md §8, issue 10).
+//! Backup and restore of the event log: the log is the backup (docs/operations.md).
 //!
 //! PostgreSQL holds nothing that cannot be rebuilt from the events topic, so backing up Logbook
 //! means copying that topic (and optionally the commands and results topics) record by record.
@@ -10,11 +10,10 @@
 //! - [`target`]: the idempotent, gapless producer and what target partitions hold;
 //! - [`restore`]: `logbook restore`, verifying checksums and hash chains, resumable;
 //! - [`groups`]: where the processors and sagas start on a restored log;
-//! - [`progress`]: the progress bar on stderr; [`commands`]: the two subcommands.
+//! - [`progress`]: the progress bar on stderr.
 
 #[allow(clippy::module_inception)]
 pub mod backup;
-pub mod commands;
 pub mod groups;
 pub mod manifest;
 pub mod progress;

@@ -6,7 +6,6 @@
 //! start, in log order (each account's events in sequence order within its partition), with a
 //! progress bar. Over the archive it checks `event_archive` in log order.
 
-use std::io::Write;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -15,7 +14,6 @@ use uuid::Uuid;
 
 use super::log::LogReader;
 use super::{ToolError, progress_bar};
-use crate::settings::Settings;
 
 /// Where `verify` reads the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,32 +33,6 @@ pub struct VerifyArgs {
     /// Only this account's chain.
     #[arg(long)]
     pub account_id: Option<Uuid>,
-}
-
-/// Runs `logbook verify`.
-pub async fn run(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
-    let report = match args.source {
-        Source::Kafka => {
-            let kafka = settings.require_kafka()?.clone();
-            let account = args.account_id;
-            tokio::task::spawn_blocking(move || verify_kafka(&kafka, account, true)).await??
-        }
-        Source::Archive => {
-            let options = logbook_projections::db::options(
-                settings.require_database_url()?,
-                settings.database_password.as_ref(),
-            )?;
-            let pool = logbook_projections::db::pool(options, 2);
-            logbook_projections::queries::audit::verify(&pool, args.account_id).await?
-        }
-    };
-    let mut out = std::io::stdout();
-    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    if report.is_intact() {
-        Ok(())
-    } else {
-        Err(ToolError::Broken(report.breaks).into())
-    }
 }
 
 /// Checks the chains of the events topic (one account's when `account` is given). Blocking.
