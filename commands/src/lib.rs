@@ -11,6 +11,9 @@
 pub mod domain;
 pub mod envelope;
 pub mod metrics;
+#[cfg(feature = "kafka")]
 pub mod processor;
+#[cfg(feature = "kafka")]
 pub mod saga;
+#[cfg(feature = "kafka")]
 pub mod txn;

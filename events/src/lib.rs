@@ -31,16 +31,21 @@ pub mod audit;
 pub mod codec;
 pub mod currency;
 pub mod cursor;
+#[cfg(feature = "kafka")]
 pub mod durability;
 pub mod envelope;
 pub mod hash;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
 pub mod layout;
 pub mod partitioner;
 pub mod position;
+#[cfg(feature = "kafka")]
 pub mod refusal;
 pub mod retry;
 pub mod secret;
+#[cfg(feature = "kafka")]
 pub mod topics;
 
 pub use account::{
@@ -55,6 +60,7 @@ pub use currency::{Currency, CurrencyError};
 pub use cursor::{CursorError, LogCursor};
 pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
+#[cfg(feature = "kafka")]
 pub use kafka::{Groups, KafkaSettings, Topics};
 pub use position::{Position, PositionError};
 pub use secret::Secret;
