@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::codec::CodecError;
 use crate::currency::Currency;
+use crate::wire::CodecError;
 
 /// Every account event type this code can read and write.
 pub const ALL_EVENT_TYPES: &[&str] = &[
@@ -288,7 +288,7 @@ impl AccountEvent {
 pub struct DebitOrigin {
     #[serde(rename = "debit_partition")]
     pub partition: i32,
-    #[serde(rename = "debited_at", with = "crate::envelope::micros_rfc3339")]
+    #[serde(rename = "debited_at", with = "crate::wire::micros_rfc3339")]
     pub at: DateTime<Utc>,
 }
 
@@ -416,7 +416,7 @@ mod v2 {
         #[serde(default)]
         pub reference: Option<String>,
         pub debit_partition: i32,
-        #[serde(with = "crate::envelope::micros_rfc3339")]
+        #[serde(with = "crate::wire::micros_rfc3339")]
         pub debited_at: DateTime<Utc>,
     }
 }

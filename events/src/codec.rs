@@ -19,43 +19,7 @@ pub const HEADER_TRACEPARENT: &str = "traceparent";
 /// Media type of an encoded envelope.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
-/// Why bytes or a payload could not be turned into an envelope or an event.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    /// The bytes are not a well-formed envelope (bad JSON, missing or extra field, wrong type).
-    #[error("malformed event envelope: {0}")]
-    Envelope(#[source] serde_json::Error),
-    /// The envelope belongs to another aggregate type than the one asked for.
-    #[error("expected aggregate type {expected:?}, found {found:?}")]
-    WrongAggregateType {
-        /// The aggregate type the caller can decode.
-        expected: &'static str,
-        /// The aggregate type in the envelope.
-        found: String,
-    },
-    /// No event of this type exists (in this version of the code).
-    #[error("unknown event type {0:?}")]
-    UnknownEventType(String),
-    /// The event type is known but this schema version is not (yet) supported.
-    #[error("unsupported schema version {schema_version} of event type {event_type}")]
-    UnsupportedSchemaVersion {
-        /// The event type, e.g. `FundsDeposited`.
-        event_type: String,
-        /// The schema version found in the envelope.
-        schema_version: u32,
-    },
-    /// The `data` object does not match the schema of its event type and version.
-    #[error("invalid data for {event_type} v{schema_version}: {source}")]
-    InvalidData {
-        /// The event type, e.g. `FundsDeposited`.
-        event_type: &'static str,
-        /// The schema version the data was read as.
-        schema_version: u32,
-        /// What serde found wrong.
-        #[source]
-        source: serde_json::Error,
-    },
-}
+pub use crate::wire::CodecError;
 
 /// Encodes an envelope as the JSON record value (fields in envelope order, no whitespace).
 pub fn encode(envelope: &EventEnvelope) -> Vec<u8> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::account::AccountEvent;
-use crate::codec::CodecError;
+use crate::wire::CodecError;
 
 /// The `aggregate_type` of account events.
 pub const ACCOUNT_AGGREGATE: &str = "account";
@@ -60,7 +60,7 @@ pub struct EventEnvelope {
     /// Version of the `data` schema of this event type.
     pub schema_version: u32,
     /// When the event happened (UTC, microsecond precision).
-    #[serde(with = "micros_rfc3339")]
+    #[serde(with = "crate::wire::micros_rfc3339")]
     pub occurred_at: DateTime<Utc>,
     /// The command that produced the event.
     pub command_id: Uuid,
@@ -119,29 +119,6 @@ impl EventEnvelope {
             });
         }
         AccountEvent::decode(&self.event_type, self.schema_version, &self.data)
-    }
-}
-
-/// Serde for `occurred_at` (and other instants in event data): writes RFC 3339 UTC with
-/// exactly six fractional digits and `Z`; reads any RFC 3339 offset, converts to UTC and
-/// truncates to microseconds.
-pub mod micros_rfc3339 {
-    use chrono::{DateTime, SubsecRound, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&at.format(FORMAT))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|at| at.with_timezone(&Utc).trunc_subsecs(6))
-            .map_err(|e| serde::de::Error::custom(format_args!("invalid RFC 3339 time: {e}")))
     }
 }
 

@@ -151,8 +151,18 @@ pub struct Reporting;
 
 impl rdkafka::ClientContext for Reporting {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        crate::refusal::client_error(&error, reason);
+        client_error(&error, reason);
     }
+}
+
+/// The error callback of every Logbook client context: notes refusals ([`crate::refusal`]),
+/// logs the rest (the end of a partition, expected by readers that read to the end, is not
+/// logged).
+pub fn client_error(error: &rdkafka::error::KafkaError, reason: &str) {
+    if crate::refusal::note(error, reason) || is_end_of_partition(error) {
+        return;
+    }
+    tracing::error!(%error, reason, "kafka client error");
 }
 
 /// Whether a client error only says that a reader reached the end of a partition.

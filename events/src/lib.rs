@@ -7,6 +7,7 @@
 //! - [`currency`]: ISO 4217 codes, [`Currency`].
 //! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
 //! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
+//! - [`wire`]: instants with microseconds and [`CodecError`], below the envelope and the events.
 //! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
 //! - [`cursor`]: [`LogCursor`], a resumable next offset per partition (streams, exports).
 //! - [`audit`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
@@ -47,6 +48,7 @@ pub mod retry;
 pub mod secret;
 #[cfg(feature = "kafka")]
 pub mod topics;
+pub mod wire;
 
 pub use account::{
     ALL_EVENT_TYPES, AccountEvent, DebitOrigin, current_schema_version, schema_name,

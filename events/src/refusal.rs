@@ -3,8 +3,8 @@
 //!
 //! Every other error of a dependency is waited out ([`crate::retry`]); a refusal is proven
 //! fatal, because the server answered and said no, and a restart with the same settings gets the
-//! same answer. Kafka client contexts report what librdkafka tells them through [`client_error`]
-//! (which also logs it), roles report the errors of their own calls through [`note`] (Kafka) and
+//! same answer. Kafka client contexts report what librdkafka tells them through
+//! [`crate::kafka::client_error`] (which also logs it), roles report the errors of their own calls through [`note`] (Kafka) and
 //! [`note_database`] (the caller classifies PostgreSQL's errors), and the role runner stops the
 //! process with one clear error when [`refused`] says so.
 
@@ -56,15 +56,6 @@ pub fn note_database(detail: &str) {
     if REFUSED.set(line).is_ok() {
         tracing::warn!(error = detail, "postgresql refused this client");
     }
-}
-
-/// The error callback of every Logbook client context: notes refusals, logs the rest (the end
-/// of a partition, expected by readers that read to the end, is not logged).
-pub fn client_error(error: &KafkaError, reason: &str) {
-    if note(error, reason) || crate::kafka::is_end_of_partition(error) {
-        return;
-    }
-    tracing::error!(%error, reason, "kafka client error");
 }
 
 /// The refusal this process saw, if any, as one line that says what to check.

@@ -7,17 +7,9 @@
 use sqlx::PgPool;
 
 use crate::batch::Slice;
+pub use crate::projection::Counts;
 use crate::projection::{Projection, Sink};
 use crate::{archive, ledger, offsets};
-
-/// Counts of one applied batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Events applied.
-    pub applied: usize,
-    /// Events already in the read model (a replay), left alone.
-    pub duplicates: usize,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

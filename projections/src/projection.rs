@@ -95,6 +95,15 @@ impl Sink {
     }
 }
 
+/// Counts of one applied batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Events applied.
+    pub applied: usize,
+    /// Events already in the read model (a replay), left alone.
+    pub duplicates: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,7 @@ fn report_change(before: &View, after: &View) {
 
 impl ClientContext for KafkaHealth {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        logbook_events::refusal::client_error(&error, reason);
+        logbook_events::kafka::client_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {

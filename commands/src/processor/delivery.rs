@@ -65,7 +65,7 @@ impl DeliveryContext {
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        logbook_events::refusal::client_error(&error, reason);
+        logbook_events::kafka::client_error(&error, reason);
     }
 }
 

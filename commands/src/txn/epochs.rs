@@ -147,7 +147,7 @@ impl RebalanceContext {
 
 impl ClientContext for RebalanceContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        logbook_events::refusal::client_error(&error, reason);
+        logbook_events::kafka::client_error(&error, reason);
     }
 }
 

@@ -37,7 +37,7 @@ pub struct DeliveryWatch {
 
 impl ClientContext for DeliveryWatch {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        logbook_events::refusal::client_error(&error, reason);
+        logbook_events::kafka::client_error(&error, reason);
     }
 }
 

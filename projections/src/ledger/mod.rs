@@ -17,8 +17,8 @@ mod tests;
 
 use sqlx::PgConnection;
 
-use crate::apply::Counts;
 use crate::batch::Slice;
+use crate::projection::Counts;
 use crate::projection::Sink;
 
 /// Loads the accounts the batch touches, folds the batch (truncating poisoned slices) and
