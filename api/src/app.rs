@@ -10,79 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use logbook_events::KafkaSettings;
-use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::JwtKeys;
 use crate::gateway::Gateway;
+use crate::readiness::{KafkaProbe, Readiness};
 use crate::settings::Settings;
+pub use crate::state::AppState;
 
 /// How long open requests (and the audit queue) may take to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Shared by all handlers (cheap to clone).
-#[derive(Clone)]
-pub struct AppState {
-    pub gateway: Option<Arc<Gateway>>,
-    pub jwt: Arc<JwtKeys>,
-    pub db: Option<PgPool>,
-    /// Readiness probes, at most one a second.
-    pub readiness: Arc<crate::routes::health::Readiness>,
-    pub metrics: PrometheusHandle,
-    /// How far the projections are (read-your-writes); present when a database is configured.
-    pub progress: Option<Arc<logbook_projections::ProgressWatcher>>,
-    pub kafka: Arc<KafkaSettings>,
-    /// None when rate limiting is switched off.
-    pub rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
-    /// Idempotency-Key answers; present when a database is configured.
-    pub idempotency: Option<crate::idempotency::IdempotencyStore>,
-    /// The security audit trail; present when a database is configured.
-    pub security_audit: Option<crate::security::audit::SecurityAudit>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("gateway", &self.gateway)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A small client used only to see whether Kafka answers.
-pub struct KafkaProbe {
-    consumer: BaseConsumer,
-    topic: String,
-}
-
-impl KafkaProbe {
-    pub fn new(kafka: &KafkaSettings) -> Result<Self, rdkafka::error::KafkaError> {
-        Ok(Self {
-            consumer: kafka.client_config().create()?,
-            // the topic the API writes (its Kafka identity may read nothing else but results)
-            topic: kafka.topics().commands,
-        })
-    }
-
-    /// Blocking: metadata of the commands topic within `timeout`.
-    pub fn check(&self, timeout: Duration) -> bool {
-        self.consumer
-            .fetch_metadata(Some(&self.topic), timeout)
-            .map(|m| m.topics().iter().all(|t| t.error().is_none()))
-            .unwrap_or(false)
-    }
-}
-
-impl std::fmt::Debug for KafkaProbe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaProbe")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A bound, not yet serving HTTP application.
 pub struct Application {
@@ -113,9 +52,7 @@ impl Application {
             &settings.jwt,
         )?);
         let gateway = Gateway::start(kafka, settings.command_timeout).await?;
-        let readiness = Arc::new(crate::routes::health::Readiness::new(KafkaProbe::new(
-            kafka,
-        )?));
+        let readiness = Arc::new(Readiness::new(KafkaProbe::new(kafka)?));
         let progress = db
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
@@ -156,12 +93,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             idempotency,
         };
-        let router =
-            crate::limits::apply(
-                crate::routes::router(state),
-                settings.limits,
-                request_timeout,
-            )
+        let router = crate::limits::apply(router(state), settings.limits, request_timeout)
             .layer(axum::middleware::from_fn_with_state(
                 crate::security::headers::HeaderPolicy { tls: tls.is_some() },
                 crate::security::headers::secure,
@@ -216,4 +148,36 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The routes with their middleware, outermost first on `/v1`: the token is verified once
+/// ([`crate::auth::authenticate`]), the security trail observes the answer, the rate limiter
+/// admits the request, and on commands the Idempotency-Key store replays or claims.
+pub fn router(state: AppState) -> Router {
+    use crate::routes::{command_routes, operations_routes, read_routes};
+    use axum::middleware::from_fn_with_state;
+    let commands = command_routes().route_layer(from_fn_with_state(
+        state.idempotency.clone(),
+        crate::idempotency::replay,
+    ));
+    let v1 = commands
+        .merge(read_routes())
+        .route_layer(from_fn_with_state(
+            state.rate_limiter.clone(),
+            crate::ratelimit::limit,
+        ))
+        .layer(from_fn_with_state(
+            state.security_audit.clone(),
+            crate::security::audit::observe,
+        ))
+        .layer(from_fn_with_state(
+            state.jwt.clone(),
+            crate::auth::authenticate,
+        ));
+    let (router, _) = v1.merge(operations_routes()).split_for_parts();
+    router
+        .merge(crate::openapi::docs_router())
+        .fallback(crate::limits::no_route)
+        .method_not_allowed_fallback(crate::limits::method_not_allowed)
+        .with_state(state)
 }

@@ -5,7 +5,7 @@
 //! command processor for commands, by the query for reads. A customer asking about an account
 //! it does not own is answered 404, never 403, so existence is not revealed.
 
-use crate::auth::Role;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -38,6 +38,40 @@ pub enum Access {
 
 use Access::{Any, Denied, Own};
 use Action::*;
+
+/// The roles of the role matrix below (docs/security.md explains each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Support,
+    Auditor,
+    Analyst,
+    Service,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Customer,
+        Role::Support,
+        Role::Auditor,
+        Role::Analyst,
+        Role::Service,
+        Role::Admin,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Support => "support",
+            Role::Auditor => "auditor",
+            Role::Analyst => "analyst",
+            Role::Service => "service",
+            Role::Admin => "admin",
+        }
+    }
+}
 
 /// Columns: customer, support, auditor, analyst, service, admin.
 const MATRIX: &[(Action, [Access; 6])] = &[

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::auth::Authentication;
 use crate::auth::Role;
 use crate::problem::problem_type;
 
@@ -279,20 +279,21 @@ impl<K: Hash + Eq + Clone> governor::state::StateStore for BoundedStore<K> {
     }
 }
 
-/// The middleware: limits every request that reaches it.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(limiter) = state.rate_limiter.clone() else {
+/// The middleware (inside [`crate::auth::authenticate`]): limits every request that reaches it,
+/// by principal when its token is valid, else by client address.
+pub async fn limit(
+    State(limiter): State<Option<Arc<RateLimiter>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(limiter) = limiter else {
         return next.run(request).await;
     };
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let (key, decision) = match state.jwt.authenticate(header) {
+    let (key, decision) = match Authentication::of(request.extensions()) {
         Ok(principal) => (
             format!("{}:{}", principal.role.as_str(), principal.sub),
             limiter.check_principal(principal.role, &principal.sub),

@@ -16,7 +16,7 @@ mod store;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,8 +25,7 @@ use sha2::{Digest, Sha256};
 
 pub use store::{Claim, IdempotencyStore, Intent, KeyRef, StoreError, StoredAnswer};
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::Authentication;
 use crate::problem::{ApiError, FieldError};
 
 /// The request header.
@@ -38,21 +37,25 @@ pub const MAX_KEY_LEN: usize = 255;
 /// Headers of an answer that are stored and replayed with it.
 const KEPT_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
 
-/// Middleware of the command routes.
-pub async fn replay(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware of the command routes (inside [`crate::auth::authenticate`]).
+pub async fn replay(
+    State(store): State<Option<IdempotencyStore>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let key = match request.headers().get(HEADER).map(valid_key).transpose() {
         Ok(Some(key)) => key,
         Ok(None) => return next.run(request).await,
         Err(error) => return error.into_response(),
     };
-    let Some(store) = state.idempotency.clone() else {
+    let Some(store) = store else {
+        return next.run(request).await;
+    };
+    let Ok(principal) = Authentication::of(request.extensions()).cloned() else {
+        // Unauthenticated: the handler answers 401 and nothing is stored.
         return next.run(request).await;
     };
     let (mut parts, body) = request.into_parts();
-    let Ok(principal) = Principal::from_request_parts(&mut parts, &state).await else {
-        // Unauthenticated: the handler answers 401 and nothing is stored.
-        return next.run(Request::from_parts(parts, body)).await;
-    };
     let bytes = match axum::body::to_bytes(body, store.max_body_bytes()).await {
         Ok(bytes) => bytes,
         Err(_) => {

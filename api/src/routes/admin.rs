@@ -9,10 +9,10 @@ use logbook_projections::rebuild::rebuild;
 use logbook_projections::{Projection, ProjectorSettings};
 
 use super::require;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
 use logbook_commands::domain::RejectionKind;
 
 /// The body of `GET /v1/admin/projections`.

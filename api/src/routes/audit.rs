@@ -25,10 +25,10 @@ use uuid::Uuid;
 
 use super::queries::{QueryError, min_position, params, reject_invalid};
 use super::{parse_id, require};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
 
 /// The audit routes (merged into the main router).
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -18,11 +18,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Accepted, CommandRequest, execute, parse_body, parse_id, reject_foreign, require};
-use crate::app::AppState;
 use crate::auth::{Principal, Role};
 use crate::idempotency::Intent;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
 use crate::validation::CommandSchema;
 
 #[derive(Debug, Deserialize)]

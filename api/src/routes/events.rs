@@ -26,10 +26,10 @@ use uuid::Uuid;
 use super::audit::event_type;
 use super::queries::{QueryError, params, reject_invalid};
 use super::require;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
 
 /// Lines sent when `limit` is absent.
 pub const DEFAULT_STREAM_LIMIT: u64 = 10_000;

@@ -1,10 +1,7 @@
 //! Operations endpoints: liveness, readiness (Kafka and PostgreSQL answer), Prometheus metrics.
 //!
-//! Readiness is probed at most once a second whatever the request rate: [`Readiness`] keeps the
-//! last answer for a second, and concurrent callers wait for the one probe in progress.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! Readiness is probed at most once a second whatever the request rate
+//! ([`crate::readiness::Readiness`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::readiness::Checks;
+use crate::state::AppState;
 
 /// GET /health/live: the process serves requests.
 #[utoipa::path(get, path = "/health/live", tag = "operations", summary = "Liveness",
@@ -89,55 +87,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// What the last probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checks {
-    pub kafka: bool,
-    pub database: bool,
-}
-
-/// The readiness probes of Kafka and PostgreSQL, run at most once per [`Readiness::FRESH`].
-#[derive(Debug)]
-pub struct Readiness {
-    kafka: Arc<crate::app::KafkaProbe>,
-    last: tokio::sync::Mutex<Option<(Instant, Checks)>>,
-}
-
-impl Readiness {
-    /// How long a probe's answer is served.
-    pub const FRESH: Duration = Duration::from_secs(1);
-
-    pub fn new(kafka: crate::app::KafkaProbe) -> Self {
-        Self {
-            kafka: Arc::new(kafka),
-            last: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The last answer if fresh, else a new probe (one at a time).
-    pub async fn checks(&self, db: Option<&sqlx::PgPool>) -> Checks {
-        let mut last = self.last.lock().await;
-        if let Some((at, checks)) = *last
-            && at.elapsed() < Self::FRESH
-        {
-            return checks;
-        }
-        metrics::counter!("logbook_readiness_probes_total").increment(1);
-        let kafka = self.kafka.clone();
-        let kafka_ok = tokio::task::spawn_blocking(move || kafka.check(Duration::from_secs(2)))
-            .await
-            .unwrap_or(false);
-        let database_ok = match db {
-            Some(pool) => logbook_projections::db::ping(pool).await,
-            None => true,
-        };
-        let checks = Checks {
-            kafka: kafka_ok,
-            database: database_ok,
-        };
-        *last = Some((Instant::now(), checks));
-        checks
-    }
 }

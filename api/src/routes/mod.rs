@@ -8,11 +8,11 @@ pub mod commands;
 pub mod events;
 pub mod health;
 pub mod queries;
+pub mod security_trail;
 pub mod transfers;
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use logbook_commands::domain::{AccountCommand, RejectionKind};
@@ -23,16 +23,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::gateway::GatewayError;
 use crate::idempotency::Intent;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
 use crate::validation::CommandSchema;
 
 /// The command endpoints (POST, and PUT for the overdraft limit; they take an `Idempotency-Key`).
-fn command_routes() -> OpenApiRouter<AppState> {
+pub(crate) fn command_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(commands::open_account))
         .routes(routes!(commands::deposit))
@@ -46,19 +46,19 @@ fn command_routes() -> OpenApiRouter<AppState> {
 
 /// Every other `/v1` endpoint: queries, audit, admin. Register a documented handler with
 /// `.routes(routes!(handler))` (see [`crate::openapi`]); `.route(...)` leaves it undocumented.
-fn read_routes() -> OpenApiRouter<AppState> {
+pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(transfers::get_transfer))
         .routes(routes!(admin::projections))
         .routes(routes!(admin::start_rebuild))
-        .routes(routes!(crate::security::audit_api::list))
+        .routes(routes!(security_trail::list))
         .merge(queries::routes())
         .merge(audit::routes())
         .merge(events::routes())
 }
 
 /// Health and metrics (no token, no rate limit).
-fn operations_routes() -> OpenApiRouter<AppState> {
+pub(crate) fn operations_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
@@ -70,29 +70,6 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     command_routes()
         .merge(read_routes())
         .merge(operations_routes())
-}
-
-pub fn router(state: AppState) -> Router {
-    let commands = command_routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::idempotency::replay,
-    ));
-    let v1 = commands
-        .merge(read_routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::ratelimit::limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::security::audit::observe,
-        ));
-    let (router, _) = v1.merge(operations_routes()).split_for_parts();
-    router
-        .merge(crate::openapi::docs_router())
-        .fallback(crate::limits::no_route)
-        .method_not_allowed_fallback(crate::limits::method_not_allowed)
-        .with_state(state)
 }
 
 /// The body of a successful command.

@@ -24,10 +24,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{parse_id, require};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError, problem_type};
+use crate::state::AppState;
 
 /// The query routes (merged into the main router).
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{CommandRequest, execute, parse_body, require};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::idempotency::Intent;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
 use crate::reservations::{Reservation, TransferRequest, reserve};
+use crate::state::AppState;
 use crate::validation::CommandSchema;
 
 #[derive(Debug, Deserialize)]

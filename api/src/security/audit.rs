@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -31,7 +31,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
+use crate::auth::Authentication;
 
 /// Records queued before new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -210,29 +210,30 @@ impl Writer {
     }
 }
 
-/// Middleware on `/v1`: records authentication failures, denials, rate limits, admin actions.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware on `/v1` (inside [`crate::auth::authenticate`]): records authentication failures,
+/// denials, rate limits and admin actions.
+pub async fn observe(
+    State(audit): State<Option<SecurityAudit>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(audit) = audit else {
+        return next.run(request).await;
+    };
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let client_ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let (sub, role, detail) = match Authentication::of(request.extensions()) {
+        Ok(p) => (Some(p.sub.clone()), Some(p.role.as_str().to_string()), None),
+        Err(why) => (None, None, Some(why.to_string())),
+    };
     let response = next.run(request).await;
     let status = response.status();
-    let (Some(audit), Some(kind)) = (&state.security_audit, Kind::of(&method, &path, status))
-    else {
+    let Some(kind) = Kind::of(&method, &path, status) else {
         return response;
-    };
-    let identity = state.jwt.authenticate(authorization.as_deref());
-    let (sub, role, detail) = match &identity {
-        Ok(p) => (Some(p.sub.clone()), Some(p.role.as_str().to_string()), None),
-        Err(error) => (None, None, Some(error_detail(error))),
     };
     audit.record(Record {
         occurred_at: Utc::now(),
@@ -247,26 +248,6 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         count: 1,
     });
     response
-}
-
-/// Why a token failed, in a few stable words, without any of the token itself.
-fn error_detail(error: &crate::auth::AuthError) -> String {
-    use jsonwebtoken::errors::ErrorKind;
-    let crate::auth::AuthError::Invalid(e) = error else {
-        return error.to_string();
-    };
-    let reason = match e.kind() {
-        ErrorKind::ExpiredSignature => "expired",
-        ErrorKind::ImmatureSignature => "not valid yet (nbf)",
-        ErrorKind::InvalidSignature => "bad signature",
-        ErrorKind::InvalidAlgorithm => "wrong algorithm",
-        ErrorKind::InvalidAudience => "wrong audience",
-        ErrorKind::InvalidIssuer => "wrong issuer",
-        ErrorKind::MissingRequiredClaim(_) => "missing claim",
-        ErrorKind::Json(_) => "malformed token or unsupported algorithm",
-        _ => "malformed token",
-    };
-    format!("invalid token: {reason}")
 }
 
 async fn write(pool: PgPool, mut rx: mpsc::Receiver<Record>, mut stop: oneshot::Receiver<()>) {

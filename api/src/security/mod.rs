@@ -1,16 +1,13 @@
 //! Security at the edge, besides authentication ([`crate::auth`]) and the role matrix
 //! ([`crate::policy`]):
 //!
-//! - [`settings`]: the security flags (JWT algorithm and keys, TLS, CORS) and their resolution;
 //! - [`tls`]: HTTPS with rustls when a certificate and key are configured;
 //! - [`headers`]: security headers on every response, and CORS only when configured;
 //! - [`audit`]: the security audit trail (authentication failures, denials, rate limits,
-//!   admin actions), written to PostgreSQL and queried by auditors ([`audit_api`]); [`prune`]
+//!   admin actions), written to PostgreSQL and queried by auditors (`crate::routes::security_trail`); [`prune`]
 //!   removes rows past the retention age.
 
 pub mod audit;
-pub mod audit_api;
 pub mod headers;
 pub mod prune;
-pub mod settings;
 pub mod tls;

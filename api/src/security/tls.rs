@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::settings::TlsSettings;
+use crate::settings::security::TlsSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

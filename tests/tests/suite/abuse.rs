@@ -203,7 +203,7 @@ async fn tokens_are_bounded_and_keys_belong_to_one_role() {
 
     let app = env.spawn(Roles::ALL).await;
     // a token that lives longer than allowed (24 h by default) is refused
-    let lenient = logbook_api::security::settings::JwtOptions {
+    let lenient = logbook_api::auth::JwtOptions {
         max_lifetime_seconds: 30 * 86_400,
         ..Default::default()
     };

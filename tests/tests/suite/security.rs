@@ -96,7 +96,7 @@ async fn the_api_serves_https_when_a_certificate_is_configured() {
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
     let mut settings = env.settings();
-    settings.tls = Some(logbook_api::security::settings::TlsSettings {
+    settings.tls = Some(logbook_api::settings::security::TlsSettings {
         cert_pem: generated.cert.pem(),
         key_pem: logbook_events::Secret::new(generated.signing_key.serialize_pem()),
     });

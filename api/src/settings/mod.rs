@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod security;
+
 use clap::{Args as ClapArgs, ValueEnum};
 use logbook_events::{KafkaSettings, Secret};
 
@@ -104,7 +106,7 @@ pub struct Args {
     pub jwt_secret_file: Option<PathBuf>,
     /// JWT algorithm and keys besides the secret, TLS, CORS.
     #[command(flatten)]
-    pub security: crate::security::settings::SecurityArgs,
+    pub security: security::SecurityArgs,
 
     /// HTTP limits (body, URL, header sizes) and the Idempotency-Key expiry.
     #[command(flatten)]
@@ -189,8 +191,8 @@ pub struct Settings {
     pub database_password: Option<Secret>,
     pub database_max_connections: u32,
     pub jwt_secret: Option<Secret>,
-    pub jwt: crate::security::settings::JwtOptions,
-    pub tls: Option<crate::security::settings::TlsSettings>,
+    pub jwt: crate::auth::JwtOptions,
+    pub tls: Option<security::TlsSettings>,
     /// Origins allowed by CORS; empty: CORS off.
     pub cors_origins: Vec<String>,
     pub limits: crate::limits::Limits,
