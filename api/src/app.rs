@@ -86,7 +86,7 @@ impl Application {
                 .map(|q| Arc::new(crate::ratelimit::RateLimiter::new(q))),
             kafka: Arc::new(kafka.clone()),
             progress,
-            gateway: Some(gateway.clone()),
+            commands: gateway.clone(),
             jwt,
             db,
             readiness,

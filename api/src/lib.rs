@@ -9,7 +9,8 @@
 //! - [`roles`]: running roles until a shutdown signal;
 //! - [`app`]: the axum application (state, middleware, graceful shutdown); [`server`]: the
 //!   listener with its connection limits and timeouts;
-//! - [`routes`]: the endpoints; [`gateway`]: sending commands and awaiting their results;
+//! - [`routes`]: the endpoints; [`bus`]: what they need to send a command; [`gateway`]: the
+//!   Kafka implementation (sending commands and awaiting their results);
 //! - [`auth`]: bearer tokens; [`policy`]: the role matrix; [`problem`]: problem+json errors;
 //! - [`ratelimit`]: token buckets per principal and per client IP;
 //! - [`security`]: TLS, security headers and CORS, the security audit trail;
@@ -20,6 +21,7 @@
 //!   timeouts and the problem+json answers at the edges.
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod cli_ops;
 pub mod gateway;
@@ -40,3 +42,6 @@ pub mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod validation;
+
+#[cfg(test)]
+mod router_tests;

@@ -8,13 +8,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
-use crate::gateway::Gateway;
+use crate::bus::CommandBus;
 use crate::readiness::Readiness;
 
 /// Shared by all handlers (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
-    pub gateway: Option<Arc<Gateway>>,
+    /// Where commands go (the Kafka gateway).
+    pub commands: Arc<dyn CommandBus>,
     pub jwt: Arc<JwtKeys>,
     pub db: Option<PgPool>,
     /// Readiness probes, at most one a second.
@@ -34,7 +35,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("gateway", &self.gateway)
+            .field("commands", &self.commands)
             .finish_non_exhaustive()
     }
 }

@@ -35,7 +35,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         kafka: kafka_ok,
         database: database_ok,
     } = state.readiness.checks(state.db.as_ref()).await;
-    let gateway_ok = state.gateway.as_ref().is_none_or(|g| g.is_listening());
+    let gateway_ok = state.commands.is_listening();
     let checks = json!({ "kafka": kafka_ok, "database": database_ok, "gateway": gateway_ok });
     if kafka_ok && database_ok && gateway_ok {
         return (

@@ -135,7 +135,6 @@ pub async fn execute(
     account_id: Uuid,
     command: AccountCommand,
 ) -> Result<Accepted, ApiError> {
-    let gateway = state.gateway.as_ref().ok_or(ApiError::Unavailable)?;
     let command_id = request.intent.command_id;
     let name = command.name();
     let envelope = CommandEnvelope {
@@ -150,7 +149,7 @@ pub async fn execute(
         transfer: None,
     };
     let started = Instant::now();
-    let result = gateway.send(&envelope).await;
+    let result = state.commands.send(&envelope).await;
     let outcome = match &result {
         Ok(result) => match &result.outcome {
             Outcome::Accepted { .. } => "accepted",
