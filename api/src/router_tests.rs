@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, header};
 use logbook_commands::domain::AccountCommand;
 use logbook_commands::envelope::{CommandEnvelope, CommandResult, Outcome};
 use logbook_events::{KafkaSettings, Secret};
