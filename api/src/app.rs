@@ -32,7 +32,7 @@ pub struct Application {
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: crate::server::ServerLimits,
     /// Writes the security audit trail; finished after the last request.
-    audit_writer: Option<crate::security::audit::Writer>,
+    audit_writer: Option<crate::security::trail::Writer>,
 }
 
 impl std::fmt::Debug for Application {
@@ -56,9 +56,9 @@ impl Application {
         let progress = db
             .clone()
             .map(|pool| logbook_projections::ProgressWatcher::start_with(pool, settings.read_wait));
-        let (security_audit, audit_writer) = match &db {
+        let (security_trail, audit_writer) = match &db {
             Some(pool) => {
-                let (audit, writer) = crate::security::audit::SecurityAudit::start(pool.clone());
+                let (audit, writer) = crate::security::trail::SecurityTrail::start(pool.clone());
                 (Some(audit), Some(writer))
             }
             None => (None, None),
@@ -79,7 +79,7 @@ impl Application {
             )
         });
         let state = AppState {
-            security_audit,
+            security_trail,
             rate_limiter: settings
                 .rate_limits
                 .clone()
@@ -158,7 +158,7 @@ pub fn router(state: AppState) -> Router {
     use axum::middleware::from_fn_with_state;
     let commands = command_routes().route_layer(from_fn_with_state(
         state.idempotency.clone(),
-        crate::idempotency::replay,
+        crate::idempotency::answer_once,
     ));
     let v1 = commands
         .merge(read_routes())
@@ -167,8 +167,8 @@ pub fn router(state: AppState) -> Router {
             crate::ratelimit::limit,
         ))
         .layer(from_fn_with_state(
-            state.security_audit.clone(),
-            crate::security::audit::observe,
+            state.security_trail.clone(),
+            crate::security::trail::observe,
         ))
         .layer(from_fn_with_state(
             state.jwt.clone(),

@@ -67,7 +67,7 @@ fn state(bus: Arc<Recording>) -> AppState {
         kafka: Arc::new(kafka),
         rate_limiter: None,
         idempotency: None,
-        security_audit: None,
+        security_trail: None,
     }
 }
 

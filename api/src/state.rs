@@ -29,7 +29,7 @@ pub struct AppState {
     /// Idempotency-Key answers; present when a database is configured.
     pub idempotency: Option<crate::idempotency::IdempotencyStore>,
     /// The security audit trail; present when a database is configured.
-    pub security_audit: Option<crate::security::audit::SecurityAudit>,
+    pub security_trail: Option<crate::security::trail::SecurityTrail>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -10,7 +10,7 @@
 //! - [`wire`]: instants with microseconds and [`CodecError`], below the envelope and the events.
 //! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
 //! - [`cursor`]: [`LogCursor`], a resumable next offset per partition (streams, exports).
-//! - [`audit`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
+//! - [`verification`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
 //! - [`kafka`]: connection settings ([`KafkaSettings`]) and topic names ([`Topics`]).
 //! - [`layout`]: the recorded partition count and the groups' first offsets.
 //! - [`partitioner`]: Kafka's murmur2 partitioner (which partition a key belongs to).
@@ -28,7 +28,6 @@
 //! timestamps, so everything here is deterministic and testable.
 
 pub mod account;
-pub mod audit;
 pub mod codec;
 pub mod currency;
 pub mod cursor;
@@ -48,12 +47,12 @@ pub mod retry;
 pub mod secret;
 #[cfg(feature = "kafka")]
 pub mod topics;
+pub mod verification;
 pub mod wire;
 
 pub use account::{
     ALL_EVENT_TYPES, AccountEvent, DebitOrigin, current_schema_version, schema_name,
 };
-pub use audit::{BrokenEvent, Problem, Verification, VerifyReport};
 pub use codec::{
     CONTENT_TYPE_JSON, CodecError, HEADER_CONTENT_TYPE, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION,
     HEADER_TRACEPARENT, decode, encode, event_headers,
@@ -66,3 +65,4 @@ pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes,
 pub use kafka::{Groups, KafkaSettings, Topics};
 pub use position::{Position, PositionError};
 pub use secret::Secret;
+pub use verification::{BrokenEvent, Problem, Verification, VerifyReport};

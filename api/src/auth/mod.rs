@@ -4,7 +4,7 @@
 //! [`JwtKeys`] verifies and mints tokens (`logbook token` uses the same key); the
 //! [`authenticate`] middleware verifies a request's token once ([`Authentication`]); the
 //! [`Principal`] extractor hands the principal to a handler or rejects the request with 401
-//! problem+json. [`options`]: how tokens are verified besides the key.
+//! problem+json. [`JwtOptions`]: how tokens are verified besides the key.
 
 mod options;
 

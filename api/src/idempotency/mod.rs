@@ -38,7 +38,7 @@ pub const MAX_KEY_LEN: usize = 255;
 const KEPT_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
 
 /// Middleware of the command routes (inside [`crate::auth::authenticate`]).
-pub async fn replay(
+pub async fn answer_once(
     State(store): State<Option<IdempotencyStore>>,
     request: Request,
     next: Next,

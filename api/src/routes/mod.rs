@@ -1,10 +1,16 @@
 //! The HTTP routes and what the command handlers share: role checks, body parsing, and
-//! [`execute`], which turns a command into an envelope, sends it through the gateway and maps
-//! its result to a response.
+//! [`execute`], which turns a command into an envelope, sends it through the command bus and
+//! maps its result to a response.
+//!
+//! - [`accounts`]: the account commands; [`transfers`]: transfers and their status;
+//! - [`queries`]: accounts, ledger lines; [`audit`]: the auditors' history, as-of state and
+//!   chain verification; [`events`]: the analysts' NDJSON stream;
+//! - [`admin`]: projections and rebuilds; [`security_trail`]: the security audit trail;
+//! - [`health`]: liveness, readiness, metrics.
 
+pub mod accounts;
 pub mod admin;
 pub mod audit;
-pub mod commands;
 pub mod events;
 pub mod health;
 pub mod queries;
@@ -34,13 +40,13 @@ use crate::validation::CommandSchema;
 /// The command endpoints (POST, and PUT for the overdraft limit; they take an `Idempotency-Key`).
 pub(crate) fn command_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(commands::open_account))
-        .routes(routes!(commands::deposit))
-        .routes(routes!(commands::withdraw))
-        .routes(routes!(commands::freeze))
-        .routes(routes!(commands::unfreeze))
-        .routes(routes!(commands::close))
-        .routes(routes!(commands::set_overdraft_limit))
+        .routes(routes!(accounts::open_account))
+        .routes(routes!(accounts::deposit))
+        .routes(routes!(accounts::withdraw))
+        .routes(routes!(accounts::freeze))
+        .routes(routes!(accounts::unfreeze))
+        .routes(routes!(accounts::close))
+        .routes(routes!(accounts::set_overdraft_limit))
         .routes(routes!(transfers::create))
 }
 

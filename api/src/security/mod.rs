@@ -3,11 +3,11 @@
 //!
 //! - [`tls`]: HTTPS with rustls when a certificate and key are configured;
 //! - [`headers`]: security headers on every response, and CORS only when configured;
-//! - [`audit`]: the security audit trail (authentication failures, denials, rate limits,
+//! - [`trail`]: the security audit trail (authentication failures, denials, rate limits,
 //!   admin actions), written to PostgreSQL and queried by auditors (`crate::routes::security_trail`); [`prune`]
 //!   removes rows past the retention age.
 
-pub mod audit;
 pub mod headers;
 pub mod prune;
 pub mod tls;
+pub mod trail;

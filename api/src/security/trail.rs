@@ -5,7 +5,7 @@
 //! records are born at the HTTP edge, not in the domain: they belong to no account, so they
 //! stay out of the events topic and its per-account hash chains, and the HTTP role already
 //! holds a PostgreSQL pool. [`observe`] sees every `/v1` answer and hands the interesting ones
-//! to [`SecurityAudit`], a bounded queue that one writer task drains in batches (one INSERT
+//! to [`SecurityTrail`], a bounded queue that one writer task drains in batches (one INSERT
 //! per batch), so a flood of bad requests costs the database one statement per batch, never
 //! one per request. The log line on the `logbook::security` target is written as well.
 //! Trade-off: a crash loses what was queued and not yet written (at most one batch, a few
@@ -159,11 +159,11 @@ impl Aggregator {
 
 /// The queue in front of the writer; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct SecurityAudit {
+pub struct SecurityTrail {
     queue: mpsc::Sender<Record>,
 }
 
-impl SecurityAudit {
+impl SecurityTrail {
     /// The recorder and its writer task.
     pub fn start(pool: PgPool) -> (Self, Writer) {
         let (queue, rx) = mpsc::channel(QUEUE);
@@ -213,7 +213,7 @@ impl Writer {
 /// Middleware on `/v1` (inside [`crate::auth::authenticate`]): records authentication failures,
 /// denials, rate limits and admin actions.
 pub async fn observe(
-    State(audit): State<Option<SecurityAudit>>,
+    State(audit): State<Option<SecurityTrail>>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -1,4 +1,4 @@
-//! Command endpoints: open, deposit, withdraw, freeze, unfreeze, close, overdraft limit.
+//! Account command endpoints: open, deposit, withdraw, freeze, unfreeze, close, overdraft limit.
 //!
 //! Each handler checks the role matrix, parses and validates the body, builds the command and
 //! hands it to [`crate::routes::execute`]. Ownership (a customer acts only on its own
