@@ -183,6 +183,46 @@ mod tests {
         reference: Option<String>,
     }
 
+    /// The schemas are where the HTTP input's lengths and ranges are checked (the handlers do
+    /// not check them again): they must say what the domain accepts.
+    #[test]
+    fn schema_limits_are_the_domain_limits() {
+        use logbook_commands::domain::{
+            MAX_AMOUNT, MAX_OWNER_ID_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHARS,
+        };
+        let property = |schema: CommandSchema, name: &str| {
+            schema.document().expect("schema")["properties"][name].clone()
+        };
+        for schema in [
+            CommandSchema::Deposit,
+            CommandSchema::Withdrawal,
+            CommandSchema::Transfer,
+        ] {
+            let amount = property(schema, "amount");
+            assert_eq!(amount["minimum"], 1, "{schema:?}");
+            assert_eq!(amount["maximum"], MAX_AMOUNT, "{schema:?}");
+            let reference = property(schema, "reference");
+            assert_eq!(reference["maxLength"], MAX_REFERENCE_CHARS, "{schema:?}");
+        }
+        let owner = property(CommandSchema::OpenAccount, "owner_id");
+        assert_eq!(
+            (owner["minLength"].clone(), owner["maxLength"].clone()),
+            (1.into(), MAX_OWNER_ID_CHARS.into())
+        );
+        let overdraft = property(CommandSchema::OpenAccount, "overdraft_limit");
+        assert_eq!(
+            (overdraft["minimum"].clone(), overdraft["maximum"].clone()),
+            (0.into(), MAX_AMOUNT.into())
+        );
+        let limit = property(CommandSchema::OverdraftLimit, "limit");
+        assert_eq!(
+            (limit["minimum"].clone(), limit["maximum"].clone()),
+            (0.into(), MAX_AMOUNT.into())
+        );
+        let reason = property(CommandSchema::StatusChange, "reason");
+        assert_eq!(reason["maxLength"], MAX_REASON_CHARS);
+    }
+
     fn pointers(result: Result<Amount, ApiError>) -> Vec<(String, String)> {
         match result {
             Err(ApiError::Validation(errors)) => {
