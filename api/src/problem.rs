@@ -73,6 +73,14 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("the first request with this Idempotency-Key is still in progress; retry later")]
     IdempotencyInFlight,
+    #[error("rate limit exceeded; retry after the time in Retry-After")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the read model did not reach position {position} within {waited_ms} ms; retry")]
+    ProjectionBehind {
+        /// The position asked for (`min_position`), as its token.
+        position: String,
+        waited_ms: u128,
+    },
     #[error("the request failed with status {0}")]
     Other(StatusCode),
     #[error("internal error")]
@@ -90,6 +98,8 @@ struct Problem<'a> {
     errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
     command_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_position: Option<String>,
 }
 
 impl ApiError {
@@ -169,6 +179,16 @@ impl ApiError {
                 "idempotency_in_flight",
                 "Request in progress",
             ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+            ),
+            ApiError::ProjectionBehind { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "projection_behind",
+                "Read model behind",
+            ),
             ApiError::Other(status) => (
                 *status,
                 "http_error",
@@ -189,14 +209,16 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{error:#}"), "internal error");
         }
         let (status, code, title) = self.parts();
-        let retry = matches!(
-            self,
+        let retry_after: Option<u64> = match &self {
             ApiError::Unavailable
-                | ApiError::NotSent
-                | ApiError::Timeout { .. }
-                | ApiError::RequestTimeout
-                | ApiError::IdempotencyInFlight
-        );
+            | ApiError::NotSent
+            | ApiError::Timeout { .. }
+            | ApiError::RequestTimeout
+            | ApiError::IdempotencyInFlight
+            | ApiError::ProjectionBehind { .. } => Some(1),
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let problem = Problem {
             type_uri: problem_type(code),
             title,
@@ -205,6 +227,10 @@ impl IntoResponse for ApiError {
             command_id: match &self {
                 ApiError::Timeout { command_id } => Some(*command_id),
                 ApiError::Rejected { command_id, .. } => *command_id,
+                _ => None,
+            },
+            min_position: match &self {
+                ApiError::ProjectionBehind { position, .. } => Some(position.clone()),
                 _ => None,
             },
             errors: match self {
@@ -217,10 +243,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if retry {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -13,13 +13,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Authentication;
 use crate::auth::Role;
-use crate::problem::problem_type;
+use crate::problem::ApiError;
 
 /// Sustained requests per second and burst size of one bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -313,21 +313,8 @@ pub async fn limit(
 }
 
 fn too_many(decision: Decision) -> Response {
-    let body = serde_json::json!({
-        "type": problem_type("rate_limited"),
-        "title": "Too many requests",
-        "status": 429,
-        "detail": "rate limit exceeded; retry after the time in Retry-After",
-    });
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    let retry = decision.reset.as_secs_f64().ceil().max(1.0) as u64;
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
-    response
+    let retry_after_secs = decision.reset.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError::RateLimited { retry_after_secs }.into_response()
 }
 
 fn add_headers(headers: &mut HeaderMap, decision: Decision) {

@@ -9,7 +9,6 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use logbook_events::Position;
 use logbook_projections::queries::cursor::{AccountCursor, LineCursor};
@@ -26,7 +25,7 @@ use uuid::Uuid;
 use super::{parse_id, require};
 use crate::auth::Principal;
 use crate::policy::{Access, Action, access};
-use crate::problem::{ApiError, FieldError, problem_type};
+use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
 /// The query routes (merged into the main router).
@@ -103,30 +102,17 @@ impl From<ApiError> for QueryError {
 
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        let (position, waited_ms) = match self {
-            QueryError::Api(error) => return error.into_response(),
+        match self {
+            QueryError::Api(error) => error.into_response(),
             QueryError::Behind {
                 position,
                 waited_ms,
-            } => (position, waited_ms),
-        };
-        let body = json!({
-            "type": problem_type("projection_behind"),
-            "title": "Read model behind",
-            "status": 503,
-            "detail": format!(
-                "the read model did not reach position {position} within {waited_ms} ms; retry"
-            ),
-            "min_position": position.to_token(),
-        });
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        response
+            } => ApiError::ProjectionBehind {
+                position: position.to_token(),
+                waited_ms,
+            }
+            .into_response(),
+        }
     }
 }
 
@@ -463,6 +449,7 @@ mod tests {
 
     #[test]
     fn behind_is_a_503_problem_with_retry_after() {
+        use axum::http::{StatusCode, header};
         let response = QueryError::Behind {
             position: Position::new(1, 9),
             waited_ms: 5000,
