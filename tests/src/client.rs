@@ -80,6 +80,12 @@ impl TestApp {
     }
 }
 
+/// GETs `path` with a bearer token: the status and the body (JSON, or the text as a string).
+pub async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    let answer = app.read(token, path).await;
+    (answer.status, answer.body)
+}
+
 /// The sum of the samples of `name` in a Prometheus text page.
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     let mut found = None;

@@ -16,23 +16,12 @@ use logbook_ops::tools::export::{ExportArgs, Format, export};
 use logbook_ops::tools::lines::parse_line;
 use logbook_ops::tools::replay::{ReplayArgs, replay};
 use logbook_ops::tools::verify::verify_kafka;
+use logbook_tests::client::get;
 use logbook_tests::log::Record;
 use logbook_tests::read::{Generator, Running, committed_log, produce_async};
-use logbook_tests::{TestApp, TestEnv};
-use serde_json::{Value, json};
+use logbook_tests::TestEnv;
+use serde_json::json;
 use uuid::Uuid;
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 /// Waits until the archive holds every committed event of the log; returns the log.
 async fn archived_log(env: &TestEnv) -> Vec<(Record, EventEnvelope)> {

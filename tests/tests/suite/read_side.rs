@@ -13,6 +13,7 @@ use logbook_projections::apply::{ApplyError, apply};
 use logbook_projections::batch::{Record as BatchRecord, slice};
 use logbook_projections::rebuild::rebuild;
 use logbook_projections::{Projection, ProjectorSettings, Sink, db, queries, run_until};
+use logbook_tests::client::get;
 use logbook_tests::log::{self, Record};
 use logbook_tests::read::{
     Generator, Planned, Running, assert_equal_to_fresh_fold, assert_prefix_consistent, expected,
@@ -393,18 +394,6 @@ async fn projector_throughput() {
 
 // ---- the HTTP query API (needs the projector role and the query routes wired in) ----
 
-async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn open(app: &TestApp, token: &str, owner: &str) -> (Uuid, String) {
     let id = Uuid::now_v7();
     let response = app
@@ -424,8 +413,8 @@ async fn open_visible(app: &TestApp, token: &str, owner: &str) -> Uuid {
     let (id, position) = open(app, token, owner).await;
     let (status, body) = get(
         app,
-        &format!("/v1/accounts/{id}?min_position={position}"),
         token,
+        &format!("/v1/accounts/{id}?min_position={position}"),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -440,8 +429,8 @@ async fn a_query_with_min_position_always_sees_the_command() {
     let (account, position) = open(&app, &token, "ryw").await;
     let (status, body) = get(
         &app,
-        &format!("/v1/accounts/{account}?min_position={position}"),
         &token,
+        &format!("/v1/accounts/{account}?min_position={position}"),
     )
     .await;
     assert_eq!((status, body["balance"].as_i64()), (200, Some(0)), "{body}");
@@ -456,7 +445,7 @@ async fn a_query_with_min_position_always_sees_the_command() {
         commands += started.elapsed();
         let started = Instant::now();
         let path = format!("/v1/accounts/{account}?min_position={position}");
-        let (status, body) = get(&app, &path, &token).await;
+        let (status, body) = get(&app, &token, &path).await;
         reads += started.elapsed();
         assert_eq!(status, 200, "{body}");
         let seen = (body["balance"].as_i64(), body["version"].as_i64());
@@ -471,8 +460,8 @@ async fn a_query_with_min_position_always_sees_the_command() {
     let started = Instant::now();
     let (status, body) = get(
         &app,
-        &format!("/v1/accounts/{account}?min_position=v1.0.999999999"),
         &token,
+        &format!("/v1/accounts/{account}?min_position=v1.0.999999999"),
     )
     .await;
     let waited = started.elapsed();
@@ -484,8 +473,8 @@ async fn a_query_with_min_position_always_sees_the_command() {
     );
     let (status, body) = get(
         &app,
-        &format!("/v1/accounts/{account}?min_position=nope"),
         &token,
+        &format!("/v1/accounts/{account}?min_position=nope"),
     )
     .await;
     assert_eq!(status, 422, "{body}");
@@ -498,7 +487,7 @@ async fn walk(app: &TestApp, path: &str, token: &str, key: &str) -> Vec<String> 
     let mut ids = Vec::new();
     let mut next = path.to_owned();
     loop {
-        let (status, body) = get(app, &next, token).await;
+        let (status, body) = get(app, token, &next).await;
         assert_eq!(status, 200, "{body}");
         let items = body["items"].as_array().expect("items");
         assert!(items.len() <= 4);
@@ -535,15 +524,15 @@ async fn listings_visit_every_item_once_and_roles_see_what_they_may() {
     }
     let twice = format!("/v1/accounts/{bobs}?min_position={position}&min_position={position}");
     assert_eq!(
-        get(&app, &twice, &service).await.0,
+        get(&app, &service, &twice).await.0,
         422,
         "a repeated parameter is refused"
     );
     assert_eq!(
         get(
             &app,
-            &format!("/v1/accounts/{bobs}?min_position={position}"),
-            &service
+            &service,
+            &format!("/v1/accounts/{bobs}?min_position={position}")
         )
         .await
         .0,
@@ -580,7 +569,7 @@ async fn listings_visit_every_item_once_and_roles_see_what_they_may() {
     writer.await.expect("writer");
 
     let ann = env.token(Role::Customer, "ann");
-    let (status, body) = get(&app, "/v1/accounts?limit=500", &ann).await;
+    let (status, body) = get(&app, &ann, "/v1/accounts?limit=500").await;
     assert_eq!(status, 200);
     assert!(
         body["items"]
@@ -589,19 +578,19 @@ async fn listings_visit_every_item_once_and_roles_see_what_they_may() {
             .iter()
             .all(|a| a["owner_id"] == "ann")
     );
-    assert_eq!(get(&app, "/v1/accounts?owner_id=bob", &ann).await.0, 403);
+    assert_eq!(get(&app, &ann, "/v1/accounts?owner_id=bob").await.0, 403);
     assert_eq!(
-        get(&app, &format!("/v1/accounts/{bobs}"), &ann).await.0,
+        get(&app, &ann, &format!("/v1/accounts/{bobs}")).await.0,
         404
     );
     assert_eq!(
-        get(&app, &format!("/v1/accounts/{bobs}/transactions"), &ann)
+        get(&app, &ann, &format!("/v1/accounts/{bobs}/transactions"))
             .await
             .0,
         404
     );
     let support = env.token(Role::Support, "helpdesk");
-    let (status, body) = get(&app, &format!("/v1/accounts/{bobs}"), &support).await;
+    let (status, body) = get(&app, &support, &format!("/v1/accounts/{bobs}")).await;
     assert_eq!(status, 200);
     let keys: HashSet<&str> = body
         .as_object()
@@ -615,12 +604,12 @@ async fn listings_visit_every_item_once_and_roles_see_what_they_may() {
         "{body}"
     );
     assert_eq!(
-        get(&app, &format!("/v1/accounts/{bobs}/transactions"), &support)
+        get(&app, &support, &format!("/v1/accounts/{bobs}/transactions"))
             .await
             .0,
         403
     );
-    assert_eq!(get(&app, "/v1/accounts?limit=0", &service).await.0, 422);
+    assert_eq!(get(&app, &service, "/v1/accounts?limit=0").await.0, 422);
 
     let lines = walk(
         &app,
