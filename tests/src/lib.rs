@@ -22,6 +22,7 @@ use uuid::Uuid;
 pub mod bank;
 pub mod checks;
 pub mod child;
+mod cleanup;
 pub mod client;
 pub mod disaster;
 pub mod log;
@@ -44,6 +45,8 @@ pub struct TestEnv {
     pub partitions: i32,
     /// The `LOGBOOK_*` settings of the servers this environment lives on.
     pub services: HashMap<String, String>,
+    /// Drops the database and deletes the topics after a passing test.
+    _cleanup: std::sync::Arc<cleanup::Cleanup>,
 }
 
 impl TestEnv {
@@ -89,6 +92,11 @@ impl TestEnv {
             .await
             .expect("create test database");
         admin.close().await;
+        let cleanup = std::sync::Arc::new(cleanup::Cleanup {
+            kafka: kafka.clone(),
+            server: base.clone(),
+            database: database_name.clone(),
+        });
         let db_options = base.database(&database_name);
         let db = logbook_projections::db::pool(db_options.clone(), 10);
         logbook_projections::db::migrate(&db)
@@ -105,6 +113,7 @@ impl TestEnv {
             jwt_secret: Secret::new(format!("test-jwt-{id}")),
             partitions,
             services: vars.clone(),
+            _cleanup: cleanup,
         }
     }
 
