@@ -4,7 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake libssl-de
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p logbook-api --bin logbook
+RUN cargo build --release --locked -p logbook-cli --bin logbook
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \

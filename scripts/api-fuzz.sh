@@ -41,7 +41,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
 fi
 
 log "building logbook (debug)"
-(cd "$ROOT" && cargo build -q -p logbook-api --bin logbook)
+(cd "$ROOT" && cargo build -q -p logbook-cli --bin logbook)
 BIN="${LOGBOOK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/logbook}"
 
 id="$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"

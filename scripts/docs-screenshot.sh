@@ -30,7 +30,7 @@ set -a
 # shellcheck disable=SC1090
 source "$WORK/env"
 set +a
-(cd "$ROOT" && cargo build -q -p logbook-api --bin logbook)
+(cd "$ROOT" && cargo build -q -p logbook-cli --bin logbook)
 BIN="${LOGBOOK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/logbook}"
 
 id="$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -14,7 +14,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRATES = ["events", "commands", "projections", "ops", "api", "tests", "bench"]
+CRATES = ["events", "commands", "projections", "ops", "api", "cli", "tests", "bench"]
 REFERENCE = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
 GROUPED = re.compile(r"\buse\s+crate::\{([^}]*)\}", re.S)
 

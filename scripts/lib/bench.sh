@@ -387,7 +387,7 @@ cmd_bench() {
   local target="${CARGO_TARGET_DIR:-$ROOT/target}"
   log "building logbook and logbook-bench (release)"
   # two builds: the logbook binary keeps exactly the features `scripts/dev up` builds it with
-  (cd "$ROOT" && cargo build --release --locked -p logbook-api --bin logbook &&
+  (cd "$ROOT" && cargo build --release --locked -p logbook-cli --bin logbook &&
     cargo build --release --locked -p logbook-bench --bin logbook-bench)
   LB_BIN="$target/release/logbook" BENCH_BIN="$target/release/logbook-bench"
   STAMP="$(date -u +%Y%m%dT%H%M%SZ)"

@@ -39,7 +39,10 @@ impl Drop for Cleanup {
 }
 
 fn delete_topics(kafka: &KafkaSettings) {
-    let Ok(admin) = kafka.client_config().create::<AdminClient<DefaultClientContext>>() else {
+    let Ok(admin) = kafka
+        .client_config()
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
         return;
     };
     let topics = kafka.topics();

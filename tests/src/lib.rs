@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use logbook_api::auth::{JwtKeys, Role};
-use logbook_api::roles::{self, Roles, Shutdown};
 use logbook_api::settings::{Environment, Settings};
+use logbook_cli::roles::{self, Roles, Shutdown};
 use logbook_events::topics::{TopicLayout, ensure_topics};
 use logbook_events::{KafkaSettings, Secret};
 use sqlx::PgPool;
@@ -359,7 +359,7 @@ pub fn logbook_binary() -> std::path::PathBuf {
     let path = target.join("debug/logbook");
     assert!(
         path.exists(),
-        "{} not built: run cargo build -p logbook-api --bin logbook",
+        "{} not built: run cargo build -p logbook-cli --bin logbook",
         path.display()
     );
     path

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::bank::{Bank, check_ledger};
 use logbook_tests::child::{free_port, wait_live};
 use logbook_tests::read::models::{assert_equal_to_fresh_fold, wait_caught_up};

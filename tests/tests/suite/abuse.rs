@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::client::Answer;
 use logbook_tests::{TestApp, TestEnv};
 use serde_json::{Value, json};

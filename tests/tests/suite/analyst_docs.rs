@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::TestEnv;
 use logbook_tests::read::committed_log;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use logbook_api::auth::Role;
 use logbook_api::idempotency::{Claim, IdempotencyStore, KeyRef, StoredAnswer};
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::{TestApp, TestEnv};
 use serde_json::{Value, json};
 use uuid::Uuid;

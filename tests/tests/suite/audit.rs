@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_commands::domain::{Account, apply};
 use logbook_events::topics::{TopicLayout, ensure_topics};
 use logbook_events::{EventEnvelope, KafkaSettings, encode};
@@ -16,10 +16,10 @@ use logbook_ops::tools::export::{ExportArgs, Format, export};
 use logbook_ops::tools::lines::parse_line;
 use logbook_ops::tools::replay::{ReplayArgs, replay};
 use logbook_ops::tools::verify::verify_kafka;
+use logbook_tests::TestEnv;
 use logbook_tests::client::get;
 use logbook_tests::log::Record;
 use logbook_tests::read::{Generator, Running, committed_log, produce_async};
-use logbook_tests::TestEnv;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_events::topics::TopicLayout;
 use logbook_ops::backup::{
     BackupOptions, BackupReport, Manifest, RestoreError, RestoreOptions, RestoreReport, TopicRole,

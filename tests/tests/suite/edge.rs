@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::TestEnv;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

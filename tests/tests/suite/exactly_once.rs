@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::checks::assert_log_invariants;
 use logbook_tests::client::Answer;
 use logbook_tests::{TestApp, TestEnv, log};

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_commands::domain::AccountCommand;
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use logbook_commands::processor::{Processor, ProcessorError};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::checks::assert_log_invariants;
 use logbook_tests::{TestEnv, log};
 use serde_json::{Value, json};

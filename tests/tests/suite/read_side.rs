@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_events::{EventEnvelope, KafkaSettings, Secret, decode};
 use logbook_projections::apply::{ApplyError, apply};
 use logbook_projections::batch::{Record as BatchRecord, slice};

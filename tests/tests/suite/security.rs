@@ -2,7 +2,7 @@
 
 use logbook_api::auth::Role;
 use logbook_api::ratelimit::{Quota, Quotas};
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_tests::TestEnv;
 use serde_json::Value;
 use uuid::Uuid;

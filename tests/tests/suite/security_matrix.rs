@@ -11,7 +11,7 @@ use base64::Engine;
 use chrono::Utc;
 use logbook_api::auth::JwtOptions;
 use logbook_api::auth::{JwtKeys, Role};
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_events::Secret;
 use logbook_tests::{TestApp, TestEnv};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_events::EventEnvelope;
 use logbook_tests::checks::{assert_log_invariants, assert_schema_valid};
 use logbook_tests::{TestApp, TestEnv, log};

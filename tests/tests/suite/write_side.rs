@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use logbook_api::auth::Role;
-use logbook_api::roles::Roles;
+use logbook_cli::roles::Roles;
 use logbook_commands::domain::AccountCommand;
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use logbook_events::Actor;

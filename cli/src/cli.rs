@@ -5,9 +5,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use logbook_events::topics::{TopicLayout, ensure_topics};
 
-use crate::auth::{JwtKeys, Role};
 use crate::roles::{self, Roles, Shutdown};
-use crate::settings::{Args, Environment};
+use logbook_api::auth::{JwtKeys, Role};
+use logbook_api::settings::{Args, Environment};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,7 +98,7 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::telemetry::init_tracing(cli.args.log_format);
+    logbook_api::telemetry::init_tracing(cli.args.log_format);
     let settings = cli.args.resolve()?;
     match cli.command {
         Command::Serve => run_roles(settings, Roles::SERVE).await,
@@ -135,7 +135,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             use std::io::Write;
-            write!(std::io::stdout(), "{}", crate::openapi::document_text())?;
+            write!(
+                std::io::stdout(),
+                "{}",
+                logbook_api::openapi::document_text()
+            )?;
             Ok(())
         }
         Command::Rebuild { projections } => rebuild_projections(&settings, &projections).await,
@@ -153,7 +157,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let pool = logbook_projections::db::pool(options, 1);
             let removed =
-                crate::security::prune::prune(&pool, retention_days, chrono::Utc::now()).await?;
+                logbook_api::security::prune::prune(&pool, retention_days, chrono::Utc::now())
+                    .await?;
             tracing::info!(removed, retention_days, "security audit pruned");
             Ok(())
         }
@@ -174,7 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_roles(settings: crate::settings::Settings, which: Roles) -> anyhow::Result<()> {
+async fn run_roles(settings: logbook_api::settings::Settings, which: Roles) -> anyhow::Result<()> {
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         roles::signal().await;
@@ -186,7 +191,7 @@ async fn run_roles(settings: crate::settings::Settings, which: Roles) -> anyhow:
 /// `logbook rebuild <projection>...` (or `all`): the rebuilds run side by side, with one
 /// progress line on stderr every second.
 async fn rebuild_projections(
-    settings: &crate::settings::Settings,
+    settings: &logbook_api::settings::Settings,
     names: &[String],
 ) -> anyhow::Result<()> {
     use logbook_projections::Projection;

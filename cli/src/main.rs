@@ -3,8 +3,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = logbook_api::cli::Cli::parse();
-    match logbook_api::cli::run(cli).await {
+    let cli = logbook_cli::cli::Cli::parse();
+    match logbook_cli::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "logbook failed");

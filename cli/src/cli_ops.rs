@@ -12,7 +12,7 @@ use logbook_ops::tools::export::{ExportArgs, export};
 use logbook_ops::tools::replay::{ReplayArgs, replay};
 use logbook_ops::tools::verify::{Source, VerifyArgs, verify_kafka};
 
-use crate::settings::Settings;
+use logbook_api::settings::Settings;
 
 /// `logbook verify`: prints the report; fails when a chain is broken.
 pub async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {

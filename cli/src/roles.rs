@@ -11,8 +11,8 @@ use logbook_commands::processor::Processor;
 use logbook_commands::saga;
 use tokio::sync::watch;
 
-use crate::app::Application;
-use crate::settings::Settings;
+use logbook_api::app::Application;
+use logbook_api::settings::Settings;
 
 /// Which roles run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
