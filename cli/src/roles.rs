@@ -149,6 +149,12 @@ pub async fn run_reporting(
                 Some(result) => {
                     let result = result.map_err(anyhow::Error::from).and_then(|r| r);
                     if let Err(error) = result {
+                        // a role may fail on a refusal before the watcher reports it: the
+                        // refusal is the cause worth naming
+                        let error = match logbook_events::refusal::refused() {
+                            Some(refusal) => anyhow::anyhow!("{refusal}"),
+                            None => error,
+                        };
                         tracing::error!(error = format!("{error:#}"), "a role failed: stopping the others");
                         first_error.get_or_insert(error);
                     }

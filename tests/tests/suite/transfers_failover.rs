@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use logbook_api::auth::Role;
 use logbook_cli::roles::Roles;
+use logbook_events::EventEnvelope;
 use logbook_tests::checks::assert_log_invariants;
 use logbook_tests::{TestEnv, log};
 use serde_json::{Value, json};
@@ -57,11 +58,18 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
     }
     let accounts = Arc::new(accounts);
     let net = Arc::new(Mutex::new(funded));
+    // every definite answer to a deposit or withdrawal: (delta, status, command id, problem)
+    let answers = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
-        let (app, token, accounts, net) =
-            (app.clone(), token.clone(), accounts.clone(), net.clone());
+        let (app, token, accounts, net, answers) = (
+            app.clone(),
+            token.clone(),
+            accounts.clone(),
+            net.clone(),
+            answers.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let mut n: usize = client + 1;
             while started.elapsed() < RUN {
@@ -90,6 +98,14 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
                 assert!(matches!(status, 200 | 202 | 409), "{status} {answer}");
                 if status == 200 {
                     *net.lock().await += delta;
+                }
+                if delta != 0 {
+                    let command = answer["command_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let problem = answer["type"].as_str().unwrap_or_default().to_string();
+                    answers.lock().await.push((delta, status, command, problem));
                 }
             }
         }));
@@ -138,10 +154,13 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
         if settled && sum == *net.lock().await {
             break events;
         }
-        assert!(
-            Instant::now() < deadline,
-            "transfers stuck pending or money lost: sum {sum}"
-        );
+        if Instant::now() >= deadline {
+            let explained = explain(&events, &answers.lock().await);
+            let net = *net.lock().await;
+            panic!(
+                "transfers stuck pending or money lost: settled {settled}, sum {sum}, net {net}: {explained}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let by_account = assert_log_invariants(&events);
@@ -200,4 +219,27 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
         let _ = child.wait();
     }
     app.stop().await.expect("clean stop");
+}
+
+/// Which deposits and withdrawals the clients and the log disagree on: answered 200 but not in
+/// the log, or in the log but answered otherwise (by command id).
+fn explain(
+    events: &[(log::Record, EventEnvelope)],
+    answers: &[(i64, u16, String, String)],
+) -> String {
+    let applied: std::collections::HashSet<String> = events
+        .iter()
+        .filter(|(_, e)| matches!(e.event_type.as_str(), "FundsDeposited" | "FundsWithdrawn"))
+        .map(|(_, e)| e.command_id.to_string())
+        .collect();
+    let mut out = Vec::new();
+    for (delta, status, command, problem) in answers {
+        let in_log = applied.contains(command);
+        if (*status == 200) != in_log {
+            out.push(format!(
+                "{command} delta {delta} answered {status} {problem}, in log: {in_log}"
+            ));
+        }
+    }
+    format!("{} disagreements: {}", out.len(), out.join("; "))
 }
