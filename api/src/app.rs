@@ -17,8 +17,9 @@ use tower_http::trace::TraceLayer;
 use crate::auth::JwtKeys;
 use crate::gateway::Gateway;
 use crate::readiness::{KafkaProbe, Readiness};
-use crate::settings::Settings;
+use crate::settings::http::HttpSettings;
 pub use crate::state::AppState;
+use logbook_events::KafkaSettings;
 
 /// How long open requests (and the audit queue) may take to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,11 +46,14 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Connects everything the HTTP role needs and binds its address.
-    pub async fn build(settings: &Settings, db: Option<PgPool>) -> anyhow::Result<Self> {
-        let kafka = settings.require_kafka()?;
+    pub async fn build(
+        kafka: &KafkaSettings,
+        settings: &HttpSettings,
+        db: Option<PgPool>,
+    ) -> anyhow::Result<Self> {
         let jwt = Arc::new(JwtKeys::from_settings(
-            settings.jwt_secret.as_ref(),
-            &settings.jwt,
+            settings.jwt.secret.as_ref(),
+            &settings.jwt.options,
         )?);
         let gateway = Gateway::start(kafka, settings.command_timeout).await?;
         let readiness = Arc::new(Readiness::new(KafkaProbe::new(kafka)?));
@@ -107,7 +111,7 @@ impl Application {
             Some(cors) => router.layer(cors),
             None => router,
         };
-        let listener = TcpListener::bind(settings.require_http_addr()?).await?;
+        let listener = TcpListener::bind(settings.addr).await?;
         Ok(Self {
             listener,
             router,

@@ -2,8 +2,8 @@
 //! admins' endpoints, and everything at the edge. The `logbook` binary (crate `logbook-cli`)
 //! builds it with [`app::Application::build`] from typed [`settings`].
 //!
-//! - [`settings`]: typed settings from flags and `LOGBOOK_*` variables (`*_FILE` for secrets);
-//!   [`processing`]: the processors' and sagas' part of them;
+//! - [`settings`]: the HTTP API's typed settings from flags and `LOGBOOK_*` variables (`*_FILE`
+//!   for secrets);
 //! - [`app`]: the application (router, middleware, graceful shutdown); [`state`]: what the
 //!   handlers share; [`server`]: the listener with its connection limits and timeouts;
 //! - [`routes`]: the endpoints; [`bus`]: what they need to send a command; [`gateway`]: the
@@ -28,7 +28,6 @@ pub mod limits;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
-pub mod processing;
 pub mod ratelimit;
 pub mod readiness;
 pub mod reservations;

@@ -23,42 +23,28 @@ use crate::problem::ApiError;
 
 /// Flags and `LOGBOOK_*` variables of the HTTP limits and idempotency keys.
 #[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "HTTP limits")]
 pub struct LimitArgs {
     /// Largest request body in bytes (413 beyond).
-    #[arg(long, env = "LOGBOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
+    #[arg(long, env = "LOGBOOK_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
     /// Longest request target (path and query) in bytes (414 beyond).
-    #[arg(long, env = "LOGBOOK_MAX_URI_BYTES", default_value_t = 8 * 1024, global = true)]
+    #[arg(long, env = "LOGBOOK_MAX_URI_BYTES", default_value_t = 8 * 1024)]
     pub max_uri_bytes: usize,
     /// Largest sum of header names and values in bytes (431 beyond).
-    #[arg(long, env = "LOGBOOK_MAX_HEADER_BYTES", default_value_t = 16 * 1024, global = true)]
+    #[arg(long, env = "LOGBOOK_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
     /// How long an Idempotency-Key's answer is kept, in seconds.
-    #[arg(long, env = "LOGBOOK_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600, global = true)]
+    #[arg(long, env = "LOGBOOK_IDEMPOTENCY_TTL_SECS", default_value_t = 24 * 3600)]
     pub idempotency_ttl_secs: u64,
     /// Most open HTTP connections; more wait to be accepted.
-    #[arg(
-        long,
-        env = "LOGBOOK_HTTP_MAX_CONNECTIONS",
-        default_value_t = 4096,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
     pub http_max_connections: usize,
     /// A request's headers must arrive within this (also the keep-alive idle timeout), ms.
-    #[arg(
-        long,
-        env = "LOGBOOK_HTTP_HEADER_TIMEOUT_MS",
-        default_value_t = 10_000,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub http_header_timeout_ms: u64,
     /// Most concurrent requests on one HTTP/2 connection.
-    #[arg(
-        long,
-        env = "LOGBOOK_HTTP_MAX_STREAMS",
-        default_value_t = 100,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_HTTP_MAX_STREAMS", default_value_t = 100)]
     pub http_max_streams: u32,
 }
 

@@ -6,18 +6,25 @@ use clap::{Parser, Subcommand};
 use logbook_events::topics::{TopicLayout, ensure_topics};
 
 use crate::roles::{self, Roles, Shutdown};
+use crate::settings::connections::{DatabaseArgs, KafkaArgs, TopicArgs};
+use crate::settings::{
+    AllArgs, Environment, GlobalArgs, KafkaDatabaseArgs, ServeArgs, Settings, WorkerArgs,
+};
 use logbook_api::auth::{JwtKeys, Role};
-use logbook_api::settings::{Args, Environment};
+use logbook_api::settings::security::JwtArgs;
+use logbook_events::KafkaSettings;
+use logbook_projections::db::DatabaseSettings;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "logbook",
     version,
-    about = "Event-sourced money ledger on Kafka and PostgreSQL"
+    about = "Event-sourced money ledger on Kafka and PostgreSQL",
+    after_help = "Each subcommand takes only its own settings: `logbook <subcommand> --help`."
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub args: Args,
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,15 +32,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// HTTP API: command gateway and queries.
-    Serve,
+    Serve(ServeArgs),
     /// Command processors (join the processors' consumer group).
-    Process,
+    Process(WorkerArgs),
     /// Transfer process manager (credit after debit, refund after a rejected credit).
-    Saga,
+    Saga(WorkerArgs),
     /// Projectors: fold the event log into the PostgreSQL read models.
-    Project,
+    Project(KafkaDatabaseArgs),
     /// Every role in one process (local use).
-    All,
+    All(AllArgs),
     /// Mint a bearer token from the configured key.
     Token {
         #[arg(long, value_enum)]
@@ -43,11 +50,21 @@ pub enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+        #[command(flatten)]
+        jwt: JwtArgs,
     },
     /// Create the topics (idempotent) and check their partition counts.
-    Topics,
+    Topics {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        layout: TopicArgs,
+    },
     /// Apply the PostgreSQL migrations.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Remove security audit rows older than the retention age (at least 30 days); the prune
     /// is recorded in the trail.
     PruneSecurityAudit {
@@ -58,6 +75,8 @@ pub enum Command {
             default_value_t = 365
         )]
         retention_days: u32,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Print the OpenAPI document (`logbook openapi > schemas/openapi.json`).
     Openapi,
@@ -66,14 +85,35 @@ pub enum Command {
     Rebuild {
         #[arg(required = true, num_args = 1..)]
         projections: Vec<String>,
+        #[command(flatten)]
+        connections: KafkaDatabaseArgs,
     },
     /// Recompute every hash chain over the Kafka log or the archive; prints the report
     /// (intact with counts, or the first broken event) and fails when broken.
-    Verify(logbook_ops::tools::verify::VerifyArgs),
+    Verify {
+        #[command(flatten)]
+        args: logbook_ops::tools::verify::VerifyArgs,
+        /// Kafka for `--source kafka`.
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The database for `--source archive`.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Export a range of the log from Kafka to an NDJSON or CSV file.
-    Export(logbook_ops::tools::export::ExportArgs),
+    Export {
+        #[command(flatten)]
+        args: logbook_ops::tools::export::ExportArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Fold the log (or an NDJSON export) up to an instant into a separate schema.
-    Replay(logbook_ops::tools::replay::ReplayArgs),
+    Replay {
+        #[command(flatten)]
+        args: logbook_ops::tools::replay::ReplayArgs,
+        #[command(flatten)]
+        connections: KafkaDatabaseArgs,
+    },
     /// Copy the event log (all partitions) into compressed, checksummed segment files;
     /// incremental: a second run into the same folder adds only what is new.
     Backup {
@@ -83,6 +123,8 @@ pub enum Command {
         /// Also back up the commands and command-results topics.
         #[arg(long)]
         all_topics: bool,
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Write a backup into the configured topics (created if missing), verifying checksums
     /// and hash chains; continues an interrupted restore.
@@ -93,45 +135,37 @@ pub enum Command {
         /// Append even to partitions that hold other records.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        layout: TopicArgs,
     },
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    logbook_api::telemetry::init_tracing(cli.args.log_format);
-    let settings = cli.args.resolve()?;
+    logbook_api::telemetry::init_tracing(cli.global.log_format);
     match cli.command {
-        Command::Serve => run_roles(settings, Roles::SERVE).await,
-        Command::Process => run_roles(settings, Roles::PROCESS).await,
-        Command::Saga => run_roles(settings, Roles::SAGA).await,
-        Command::Project => run_roles(settings, Roles::PROJECT).await,
-        Command::All => run_roles(settings, Roles::ALL).await,
-        Command::Token { role, sub, ttl } => {
-            let keys = JwtKeys::from_settings(settings.jwt_secret.as_ref(), &settings.jwt)?;
+        Command::Serve(args) => run_roles(args.resolve()?, Roles::SERVE).await,
+        Command::Process(args) => run_roles(args.resolve()?, Roles::PROCESS).await,
+        Command::Saga(args) => run_roles(args.resolve()?, Roles::SAGA).await,
+        Command::Project(args) => run_roles(args.resolve()?, Roles::PROJECT).await,
+        Command::All(args) => run_roles(args.resolve()?, Roles::ALL).await,
+        Command::Token {
+            role,
+            sub,
+            ttl,
+            jwt,
+        } => {
+            let jwt = jwt.resolve()?;
+            let keys = JwtKeys::from_settings(jwt.secret.as_ref(), &jwt.options)?;
             let token = keys.mint(&sub, role, ttl, chrono::Utc::now())?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{token}")?;
             Ok(())
         }
-        Command::Topics => {
-            let kafka = settings.require_kafka()?.clone();
-            let layout = TopicLayout {
-                partitions: settings.topic_partitions,
-                replication_factor: settings.topic_replication_factor,
-                min_insync_replicas: settings.topic_min_insync_replicas,
-            };
-            // Outside development, the topics as they are (not as configured) are checked.
-            let check = settings.environment != Environment::Development;
-            let report = tokio::task::spawn_blocking(move || {
-                let report = ensure_topics(&kafka, &layout)?;
-                if check {
-                    warn_weak_durability(&kafka)?;
-                }
-                Ok::<_, logbook_events::topics::TopicError>(report)
-            })
-            .await??;
-            tracing::info!(created = ?report.created, partitions = report.partitions, "topics ready");
-            Ok(())
+        Command::Topics { kafka, layout } => {
+            create_topics(kafka.resolve()?, layout.layout(), cli.global.environment).await
         }
         Command::Openapi => {
             use std::io::Write;
@@ -142,32 +176,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
-        Command::Rebuild { projections } => rebuild_projections(&settings, &projections).await,
-        Command::Verify(args) => crate::cli_ops::verify(&settings, args).await,
-        Command::Export(args) => crate::cli_ops::export_log(&settings, args).await,
-        Command::Replay(args) => crate::cli_ops::replay_log(&settings, args).await,
-        Command::Backup { out, all_topics } => {
-            crate::cli_ops::backup(&settings, out, all_topics).await
+        Command::Rebuild {
+            projections,
+            connections,
+        } => {
+            let kafka = connections.kafka.resolve()?;
+            rebuild_projections(&kafka, &connections.database.resolve()?, &projections).await
         }
-        Command::Restore { from, force } => crate::cli_ops::restore(&settings, from, force).await,
-        Command::PruneSecurityAudit { retention_days } => {
-            let options = logbook_projections::db::options(
-                settings.require_database_url()?,
-                settings.database_password.as_ref(),
-            )?;
-            let pool = logbook_projections::db::pool(options, 1);
+        Command::Verify {
+            args,
+            kafka,
+            database,
+        } => crate::cli_ops::verify(&kafka, &database, args).await,
+        Command::Export { args, kafka } => crate::cli_ops::export_log(kafka.resolve()?, args).await,
+        Command::Replay { args, connections } => {
+            let kafka = connections.kafka.resolve()?;
+            crate::cli_ops::replay_log(kafka, connections.database.resolve()?, args).await
+        }
+        Command::Backup {
+            out,
+            all_topics,
+            kafka,
+        } => crate::cli_ops::backup(kafka.resolve()?, out, all_topics).await,
+        Command::Restore {
+            from,
+            force,
+            kafka,
+            layout,
+        } => crate::cli_ops::restore(kafka.resolve()?, layout.layout(), from, force).await,
+        Command::PruneSecurityAudit {
+            retention_days,
+            database,
+        } => {
+            let pool = database.resolve()?.pool_of(1)?;
             let removed =
                 logbook_api::security::prune::prune(&pool, retention_days, chrono::Utc::now())
                     .await?;
             tracing::info!(removed, retention_days, "security audit pruned");
             Ok(())
         }
-        Command::Migrate => {
-            let options = logbook_projections::db::options(
-                settings.require_database_url()?,
-                settings.database_password.as_ref(),
-            )?;
-            let pool = logbook_projections::db::pool(options, 2);
+        Command::Migrate { database } => {
+            let pool = database.resolve()?.pool_of(2)?;
             tokio::time::timeout(
                 Duration::from_secs(60),
                 logbook_projections::db::migrate(&pool),
@@ -179,7 +228,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_roles(settings: logbook_api::settings::Settings, which: Roles) -> anyhow::Result<()> {
+/// `logbook topics`: creates what is missing; outside development, warns about the topics as
+/// they are (not as configured) when weaker than production needs.
+async fn create_topics(
+    kafka: KafkaSettings,
+    layout: TopicLayout,
+    environment: Environment,
+) -> anyhow::Result<()> {
+    let check = environment != Environment::Development;
+    let report = tokio::task::spawn_blocking(move || {
+        let report = ensure_topics(&kafka, &layout)?;
+        if check {
+            warn_weak_durability(&kafka)?;
+        }
+        Ok::<_, logbook_events::topics::TopicError>(report)
+    })
+    .await??;
+    tracing::info!(created = ?report.created, partitions = report.partitions, "topics ready");
+    Ok(())
+}
+
+async fn run_roles(settings: Settings, which: Roles) -> anyhow::Result<()> {
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         roles::signal().await;
@@ -191,7 +260,8 @@ async fn run_roles(settings: logbook_api::settings::Settings, which: Roles) -> a
 /// `logbook rebuild <projection>...` (or `all`): the rebuilds run side by side, with one
 /// progress line on stderr every second.
 async fn rebuild_projections(
-    settings: &logbook_api::settings::Settings,
+    kafka: &KafkaSettings,
+    database: &DatabaseSettings,
     names: &[String],
 ) -> anyhow::Result<()> {
     use logbook_projections::Projection;
@@ -210,12 +280,7 @@ async fn rebuild_projections(
             }
         }
     }
-    let options = logbook_projections::db::options(
-        settings.require_database_url()?,
-        settings.database_password.as_ref(),
-    )?;
-    let pool = logbook_projections::db::pool(options, 4 * projections.len() as u32);
-    let kafka = settings.require_kafka()?.clone();
+    let pool = database.pool_of(4 * projections.len() as u32)?;
     let mut watches = Vec::new();
     let mut jobs = Vec::new();
     for projection in projections {
@@ -263,9 +328,7 @@ async fn report_rebuilds(
 
 /// Reads the topics' replication and configuration and warns about every setting weaker than
 /// production needs (RF 3, min.insync.replicas 2, no unclean leader election). Blocking.
-fn warn_weak_durability(
-    kafka: &logbook_events::KafkaSettings,
-) -> Result<(), logbook_events::topics::TopicError> {
+fn warn_weak_durability(kafka: &KafkaSettings) -> Result<(), logbook_events::topics::TopicError> {
     use logbook_events::durability::{describe_topics, durability_warnings};
     let topics = kafka.topics();
     let names = [

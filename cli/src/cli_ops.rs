@@ -12,22 +12,25 @@ use logbook_ops::tools::export::{ExportArgs, export};
 use logbook_ops::tools::replay::{ReplayArgs, replay};
 use logbook_ops::tools::verify::{Source, VerifyArgs, verify_kafka};
 
-use logbook_api::settings::Settings;
+use logbook_events::KafkaSettings;
+use logbook_projections::db::DatabaseSettings;
+
+use crate::settings::connections::{DatabaseArgs, KafkaArgs};
 
 /// `logbook verify`: prints the report; fails when a chain is broken.
-pub async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()> {
+pub async fn verify(
+    kafka: &KafkaArgs,
+    database: &DatabaseArgs,
+    args: VerifyArgs,
+) -> anyhow::Result<()> {
     let report = match args.source {
         Source::Kafka => {
-            let kafka = settings.require_kafka()?.clone();
+            let kafka = kafka.resolve()?;
             let account = args.account_id;
             tokio::task::spawn_blocking(move || verify_kafka(&kafka, account, true)).await??
         }
         Source::Archive => {
-            let options = logbook_projections::db::options(
-                settings.require_database_url()?,
-                settings.database_password.as_ref(),
-            )?;
-            let pool = logbook_projections::db::pool(options, 2);
+            let pool = database.resolve()?.pool_of(2)?;
             logbook_projections::queries::audit::verify(&pool, args.account_id).await?
         }
     };
@@ -41,8 +44,7 @@ pub async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<()>
 }
 
 /// `logbook export`.
-pub async fn export_log(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
-    let kafka = settings.require_kafka()?.clone();
+pub async fn export_log(kafka: KafkaSettings, args: ExportArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let summary = tokio::task::spawn_blocking(move || export(&kafka, &args, true)).await??;
     tracing::info!(
@@ -55,13 +57,12 @@ pub async fn export_log(settings: &Settings, args: ExportArgs) -> anyhow::Result
 }
 
 /// `logbook replay`.
-pub async fn replay_log(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
-    let options = logbook_projections::db::options(
-        settings.require_database_url()?,
-        settings.database_password.as_ref(),
-    )?;
-    let kafka = settings.require_kafka()?.clone();
-    let summary = replay(options, &kafka, &args, true).await?;
+pub async fn replay_log(
+    kafka: KafkaSettings,
+    database: DatabaseSettings,
+    args: ReplayArgs,
+) -> anyhow::Result<()> {
+    let summary = replay(database.options()?, &kafka, &args, true).await?;
     tracing::info!(
         schema = args.into,
         events = summary.events,
@@ -75,8 +76,7 @@ pub async fn replay_log(settings: &Settings, args: ReplayArgs) -> anyhow::Result
 const SEGMENT_RECORDS: u64 = 100_000;
 
 /// `logbook backup --out DIR [--all-topics]`.
-pub async fn backup(settings: &Settings, out: PathBuf, all_topics: bool) -> anyhow::Result<()> {
-    let kafka = settings.require_kafka()?.clone();
+pub async fn backup(kafka: KafkaSettings, out: PathBuf, all_topics: bool) -> anyhow::Result<()> {
     let options = BackupOptions {
         out,
         include_commands_and_results: all_topics,
@@ -97,13 +97,12 @@ pub async fn backup(settings: &Settings, out: PathBuf, all_topics: bool) -> anyh
 }
 
 /// `logbook restore --from DIR [--force]`.
-pub async fn restore(settings: &Settings, from: PathBuf, force: bool) -> anyhow::Result<()> {
-    let kafka = settings.require_kafka()?.clone();
-    let layout = TopicLayout {
-        partitions: settings.topic_partitions,
-        replication_factor: settings.topic_replication_factor,
-        min_insync_replicas: settings.topic_min_insync_replicas,
-    };
+pub async fn restore(
+    kafka: KafkaSettings,
+    layout: TopicLayout,
+    from: PathBuf,
+    force: bool,
+) -> anyhow::Result<()> {
     let options = RestoreOptions {
         from,
         force,

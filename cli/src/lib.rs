@@ -13,3 +13,4 @@
 pub mod cli;
 pub mod cli_ops;
 pub mod roles;
+pub mod settings;

@@ -11,8 +11,8 @@ use logbook_commands::processor::Processor;
 use logbook_commands::saga;
 use tokio::sync::watch;
 
+use crate::settings::{Settings, SettingsError};
 use logbook_api::app::Application;
-use logbook_api::settings::Settings;
 
 /// Which roles run in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +106,11 @@ pub async fn run_reporting(
         });
     }
     if roles.projector {
-        let url = settings.require_database_url()?;
-        let pool = logbook_projections::db::pool(
-            logbook_projections::db::options(url, settings.database_password.as_ref())?,
-            4,
-        );
+        let pool = settings
+            .database
+            .as_ref()
+            .ok_or(SettingsError::Missing("LOGBOOK_DATABASE_URL"))?
+            .pool_of(4)?;
         let projector = logbook_projections::ProjectorSettings::new(settings.kafka.clone());
         let stop = local.wait();
         tasks.spawn(async move {
@@ -120,14 +120,12 @@ pub async fn run_reporting(
         });
     }
     if roles.http {
-        let db = match settings.database_url.as_deref() {
-            Some(url) => Some(logbook_projections::db::pool(
-                logbook_projections::db::options(url, settings.database_password.as_ref())?,
-                settings.database_max_connections,
-            )),
-            None => None,
-        };
-        let app = Application::build(&settings, db).await?;
+        let http = settings
+            .http
+            .as_ref()
+            .ok_or(SettingsError::Missing("LOGBOOK_HTTP_ADDR"))?;
+        let db = settings.database.as_ref().map(|d| d.pool()).transpose()?;
+        let app = Application::build(&settings.kafka, http, db).await?;
         let _ = address.send(Some(app.local_addr()?));
         let stop = local.wait();
         tasks.spawn(async move { app.run_until(stop).await });

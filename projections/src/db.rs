@@ -24,6 +24,31 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Where and how a role connects: the URL (without password), the password and the pool size
+/// of a long-lived role. Every pool of the binary is built from this.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub password: Option<Secret>,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    pub fn options(&self) -> Result<PgConnectOptions, DbError> {
+        options(&self.url, self.password.as_ref())
+    }
+
+    /// The pool of a long-lived role (`max_connections`).
+    pub fn pool(&self) -> Result<PgPool, DbError> {
+        self.pool_of(self.max_connections)
+    }
+
+    /// A pool of `size` connections (tools and projectors size theirs by their work).
+    pub fn pool_of(&self, size: u32) -> Result<PgPool, DbError> {
+        Ok(pool(self.options()?, size))
+    }
+}
+
 /// Connection options from a URL without password plus the password secret.
 pub fn options(url: &str, password: Option<&Secret>) -> Result<PgConnectOptions, DbError> {
     let mut options = PgConnectOptions::from_str(url).map_err(DbError::Url)?;

@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use logbook_api::auth::{JwtKeys, Role};
-use logbook_api::settings::{Environment, Settings};
+use logbook_api::settings::http::HttpSettings;
 use logbook_cli::roles::{self, Roles, Shutdown};
+use logbook_cli::settings::{AllArgs, Settings};
 use logbook_events::topics::{TopicLayout, ensure_topics};
 use logbook_events::{KafkaSettings, Secret};
 use sqlx::PgPool;
@@ -117,31 +118,44 @@ impl TestEnv {
         }
     }
 
-    /// Settings for a Logbook process of this environment, HTTP on an ephemeral port.
+    /// Settings for a Logbook process of this environment: the defaults `logbook all` declares
+    /// for its flags, with this environment's Kafka, database and key, HTTP on an ephemeral
+    /// port, rate limits off, and smaller batches (so a setting added later needs nothing here).
     pub fn settings(&self) -> Settings {
-        Settings {
-            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            kafka: self.kafka.clone(),
-            topic_partitions: self.partitions,
-            topic_replication_factor: 1,
-            topic_min_insync_replicas: None,
-            database_url: Some(self.database_url.clone()),
-            database_password: self.database_password.clone(),
-            database_max_connections: 10,
-            jwt_secret: Some(self.jwt_secret.clone()),
-            jwt: Default::default(),
-            tls: None,
-            cors_origins: Vec::new(),
-            limits: Default::default(),
-            command_timeout: Duration::from_secs(30),
-            read_wait: Duration::from_secs(5),
-            rate_limits: None,
-            processing: logbook_api::processing::Processing {
-                batch_max: 500,
-                ..Default::default()
-            },
-            environment: Environment::Development,
+        #[derive(clap::Parser)]
+        struct All {
+            #[command(flatten)]
+            args: AllArgs,
         }
+        let parsed = <All as clap::Parser>::try_parse_from([
+            "logbook",
+            "--kafka-brokers",
+            &self.kafka.brokers,
+            "--database-url",
+            &self.database_url,
+            "--database-max-connections",
+            "10",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--command-timeout-ms",
+            "30000",
+            "--rate-limit-per-second",
+            "0",
+            "--processor-batch-max",
+            "500",
+        ])
+        .expect("the harness's flags parse");
+        let mut settings = parsed
+            .args
+            .resolve()
+            .expect("the harness's settings resolve");
+        // set after resolving: a `*_FILE` variable of the test's own environment would win
+        settings.kafka = self.kafka.clone();
+        if let Some(database) = settings.database.as_mut() {
+            database.password = self.database_password.clone();
+        }
+        http(&mut settings).jwt.secret = Some(self.jwt_secret.clone());
+        settings
     }
 
     /// Starts `logbook <role>` as a separate OS process of this environment (for SIGKILL tests);
@@ -327,6 +341,11 @@ fn replace_database(url: &str, database: &str) -> String {
 }
 
 /// `LOGBOOK_*` from the environment, falling back to the workspace's `.logbook/env`.
+/// The HTTP part of settings made by [`TestEnv::settings`], which always has one.
+pub fn http(settings: &mut Settings) -> &mut HttpSettings {
+    settings.http.as_mut().expect("test settings have HTTP")
+}
+
 pub fn service_vars() -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = HashMap::new();
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.logbook/env");

@@ -1,7 +1,6 @@
-//! Security flags and `LOGBOOK_*` variables: the JWT algorithm and keys, TLS, CORS.
-//!
-//! Flattened into [`crate::settings::Args`]; [`SecurityArgs::resolve`] reads the `*_FILE`
-//! forms once and yields [`JwtOptions`], an optional [`TlsSettings`] and the CORS origins.
+//! Security flags and `LOGBOOK_*` variables: the bearer tokens' key, algorithm and claims
+//! ([`JwtArgs`], used by `serve`, `all` and `token`) and the HTTPS listener's certificate
+//! ([`TlsArgs`]). The `*_FILE` forms are read once, at start.
 
 use std::path::PathBuf;
 
@@ -18,68 +17,63 @@ pub struct TlsSettings {
     pub key_pem: Secret,
 }
 
+/// The key tokens are checked (and minted) with, and the claims they must carry.
+#[derive(Debug, Clone, Default)]
+pub struct JwtSettings {
+    /// The HS256 secret.
+    pub secret: Option<Secret>,
+    pub options: JwtOptions,
+}
+
 #[derive(Debug, Clone, ClapArgs)]
-pub struct SecurityArgs {
+#[command(next_help_heading = "Bearer tokens")]
+pub struct JwtArgs {
+    /// HS256 secret for the bearer tokens.
+    #[arg(long, env = "LOGBOOK_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "LOGBOOK_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// Signature algorithm of the bearer tokens.
-    #[arg(long, env = "LOGBOOK_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256, global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256)]
     pub jwt_algorithm: JwtAlgorithm,
     /// PEM public key for RS256/ES256 (value or file).
-    #[arg(long, env = "LOGBOOK_JWT_PUBLIC_KEY", global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<String>,
-    #[arg(long, env = "LOGBOOK_JWT_PUBLIC_KEY_FILE", global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
     /// PEM private key for RS256/ES256, only to mint tokens with `logbook token`.
-    #[arg(
-        long,
-        env = "LOGBOOK_JWT_PRIVATE_KEY",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "LOGBOOK_JWT_PRIVATE_KEY", hide_env_values = true)]
     pub jwt_private_key: Option<String>,
-    #[arg(long, env = "LOGBOOK_JWT_PRIVATE_KEY_FILE", global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_PRIVATE_KEY_FILE")]
     pub jwt_private_key_file: Option<PathBuf>,
     /// Required `iss` claim.
-    #[arg(long, env = "LOGBOOK_JWT_ISSUER", global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// Required `aud` claim.
-    #[arg(long, env = "LOGBOOK_JWT_AUDIENCE", global = true)]
+    #[arg(long, env = "LOGBOOK_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
     /// Clock skew tolerated on `exp`/`nbf`, seconds (at most 300).
-    #[arg(
-        long,
-        env = "LOGBOOK_JWT_LEEWAY_SECS",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_JWT_LEEWAY_SECS", default_value_t = 30)]
     pub jwt_leeway_secs: u64,
     /// Longest token lifetime accepted (and minted), seconds: a stolen token is worth at most
     /// this long.
-    #[arg(
-        long,
-        env = "LOGBOOK_JWT_MAX_LIFETIME_SECS",
-        default_value_t = 86_400,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_JWT_MAX_LIFETIME_SECS", default_value_t = 86_400)]
     pub jwt_max_lifetime_secs: u64,
-
-    /// PEM certificate chain: HTTPS when set together with the key.
-    #[arg(long, env = "LOGBOOK_TLS_CERT", global = true)]
-    pub tls_cert: Option<String>,
-    #[arg(long, env = "LOGBOOK_TLS_CERT_FILE", global = true)]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of the certificate.
-    #[arg(long, env = "LOGBOOK_TLS_KEY", global = true, hide_env_values = true)]
-    pub tls_key: Option<String>,
-    #[arg(long, env = "LOGBOOK_TLS_KEY_FILE", global = true)]
-    pub tls_key_file: Option<PathBuf>,
-
-    /// Origins allowed by CORS, comma separated; CORS is off when empty.
-    #[arg(long, env = "LOGBOOK_CORS_ORIGINS", default_value = "", global = true)]
-    pub cors_origins: String,
 }
 
-impl SecurityArgs {
-    pub fn jwt_options(&self) -> Result<JwtOptions, SettingsError> {
+impl JwtArgs {
+    pub fn resolve(&self) -> Result<JwtSettings, SettingsError> {
+        Ok(JwtSettings {
+            secret: super::secret(
+                "LOGBOOK_JWT_SECRET",
+                &self.jwt_secret,
+                &self.jwt_secret_file,
+            )?,
+            options: self.options()?,
+        })
+    }
+
+    fn options(&self) -> Result<JwtOptions, SettingsError> {
         if self.jwt_leeway_secs > MAX_LEEWAY_SECONDS {
             return Err(SettingsError::Invalid(format!(
                 "LOGBOOK_JWT_LEEWAY_SECS is at most {MAX_LEEWAY_SECONDS}"
@@ -104,7 +98,25 @@ impl SecurityArgs {
             max_lifetime_seconds: self.jwt_max_lifetime_secs,
         })
     }
+}
 
+/// The HTTPS listener's certificate and key (plain HTTP when neither is given).
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// PEM certificate chain: HTTPS when set together with the key.
+    #[arg(long, env = "LOGBOOK_TLS_CERT")]
+    pub tls_cert: Option<String>,
+    #[arg(long, env = "LOGBOOK_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "LOGBOOK_TLS_KEY", hide_env_values = true)]
+    pub tls_key: Option<String>,
+    #[arg(long, env = "LOGBOOK_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
     /// The TLS settings when both certificate and key are given; an error when only one is.
     pub fn tls(&self) -> Result<Option<TlsSettings>, SettingsError> {
         let cert = read("LOGBOOK_TLS_CERT", &self.tls_cert, &self.tls_cert_file)?;
@@ -119,15 +131,6 @@ impl SecurityArgs {
                 "LOGBOOK_TLS_CERT and LOGBOOK_TLS_KEY go together".into(),
             )),
         }
-    }
-
-    pub fn cors_origins(&self) -> Vec<String> {
-        self.cors_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .map(str::to_string)
-            .collect()
     }
 }
 
@@ -148,20 +151,22 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        security: SecurityArgs,
+        jwt: JwtArgs,
+        #[command(flatten)]
+        tls: TlsArgs,
     }
 
     #[test]
     fn tls_needs_both_halves_and_leeway_is_bounded() {
-        let parse = |args: &[&str]| Cli::parse_from([&["x"], args].concat()).security;
-        assert!(parse(&[]).tls().expect("resolves").is_none());
-        assert!(parse(&["--tls-cert", "C"]).tls().is_err());
+        let parse = |args: &[&str]| Cli::parse_from([&["x"], args].concat());
+        assert!(parse(&[]).tls.tls().expect("resolves").is_none());
+        assert!(parse(&["--tls-cert", "C"]).tls.tls().is_err());
         let both = parse(&["--tls-cert", "C", "--tls-key", "K"]);
-        assert_eq!(both.tls().expect("ok").expect("some").cert_pem, "C");
-        assert!(parse(&["--jwt-leeway-secs", "301"]).jwt_options().is_err());
-        assert_eq!(
-            parse(&["--cors-origins", "https://a.example, https://b.example"]).cors_origins(),
-            ["https://a.example", "https://b.example"]
-        );
+        assert_eq!(both.tls.tls().expect("ok").expect("some").cert_pem, "C");
+        assert!(parse(&["--jwt-leeway-secs", "301"]).jwt.resolve().is_err());
+        let mut jwt = parse(&["--jwt-secret", "s"]).jwt;
+        jwt.jwt_secret_file = None; // whatever the environment says
+        let secret = jwt.resolve().expect("ok");
+        assert_eq!(secret.secret.expect("set").expose(), "s");
     }
 }

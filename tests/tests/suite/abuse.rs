@@ -195,8 +195,9 @@ async fn tokens_are_bounded_and_keys_belong_to_one_role() {
     let env = TestEnv::new().await;
     // a short HMAC key is refused at start
     let mut weak = env.settings();
-    weak.jwt_secret = Some(logbook_events::Secret::new("short-secret"));
-    let error = logbook_api::app::Application::build(&weak, None)
+    logbook_tests::http(&mut weak).jwt.secret = Some(logbook_events::Secret::new("short-secret"));
+    let http = weak.http.as_ref().expect("http");
+    let error = logbook_api::app::Application::build(&weak.kafka, http, None)
         .await
         .expect_err("a short key is refused");
     assert!(error.to_string().contains("at least 32 bytes"), "{error}");
@@ -274,7 +275,7 @@ async fn replay_refuses_to_write_into_a_live_schema() {
 async fn the_security_trail_stays_bounded() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.rate_limits = None;
+    logbook_tests::http(&mut settings).rate_limits = None;
     let app = env.spawn_with(settings, Roles::SERVE).await;
     let long = format!("/v1/accounts/{}", "x".repeat(1_000));
     for i in 0..50 {

@@ -355,7 +355,7 @@ async fn idempotency_keys_replay_first_answers_across_restarts_and_refuse_other_
 async fn a_key_in_flight_gets_409_and_a_timed_out_attempt_is_not_final() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.command_timeout = Duration::from_secs(2);
+    logbook_tests::http(&mut settings).command_timeout = Duration::from_secs(2);
     // no processor: the command's result never comes, the first attempt stays in flight
     let app = env.spawn_with(settings, HTTP_ONLY).await;
     let token = env.token(Role::Service, "shop");

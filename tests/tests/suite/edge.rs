@@ -27,7 +27,10 @@ async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
 async fn slow_and_idle_connections_are_cut_off_while_others_are_served() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.limits.server.header_timeout = Duration::from_secs(1);
+    logbook_tests::http(&mut settings)
+        .limits
+        .server
+        .header_timeout = Duration::from_secs(1);
     let app = env.spawn_with(settings, Roles::SERVE).await;
     let address = app.address.expect("address");
 

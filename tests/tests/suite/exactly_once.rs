@@ -132,7 +132,7 @@ async fn a_transfer_id_names_one_transfer_for_ever() {
 async fn a_retry_the_processor_no_longer_remembers_is_refused_never_applied_twice() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.command_timeout = Duration::from_secs(1);
+    logbook_tests::http(&mut settings).command_timeout = Duration::from_secs(1);
     settings.processing.dedupe_capacity = 2;
     let http = Roles {
         http: true,

@@ -25,7 +25,7 @@ async fn killing_a_processor_mid_stream_loses_and_duplicates_nothing() {
     let mut first = env.spawn_child("process", "p1");
     let mut second = env.spawn_child("process", "p2");
     let mut settings = env.settings();
-    settings.command_timeout = Duration::from_secs(8);
+    logbook_tests::http(&mut settings).command_timeout = Duration::from_secs(8);
     let app = Arc::new(env.spawn_with(settings, Roles::SERVE).await);
     let token = Arc::new(env.token(Role::Service, "failover-test"));
 

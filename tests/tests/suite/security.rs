@@ -21,7 +21,7 @@ async fn callers_over_their_quota_get_429_with_retry_after() {
     };
     let mut quotas = Quotas::parse(roomy, tight, "").expect("quotas");
     quotas.by_role.insert(Role::Customer, tight);
-    settings.rate_limits = Some(quotas);
+    logbook_tests::http(&mut settings).rate_limits = Some(quotas);
     let app = env
         .spawn_with(
             settings,
@@ -96,7 +96,7 @@ async fn the_api_serves_https_when_a_certificate_is_configured() {
     let generated =
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
     let mut settings = env.settings();
-    settings.tls = Some(logbook_api::settings::security::TlsSettings {
+    logbook_tests::http(&mut settings).tls = Some(logbook_api::settings::security::TlsSettings {
         cert_pem: generated.cert.pem(),
         key_pem: logbook_events::Secret::new(generated.signing_key.serialize_pem()),
     });
@@ -200,7 +200,7 @@ impl TlsClient {
 async fn cors_is_off_unless_origins_are_configured() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.cors_origins = vec!["https://app.example".into()];
+    logbook_tests::http(&mut settings).cors_origins = vec!["https://app.example".into()];
     let http = Roles {
         http: true,
         ..Roles::NONE

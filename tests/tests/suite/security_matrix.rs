@@ -268,7 +268,7 @@ async fn fixture(app: &TestApp, keys: &JwtKeys) -> Fixture {
 async fn every_endpoint_answers_every_caller_as_the_matrix_says_and_denials_are_audited() {
     let env = TestEnv::new().await;
     let mut settings = env.settings();
-    settings.jwt = options("logbook-matrix");
+    logbook_tests::http(&mut settings).jwt.options = options("logbook-matrix");
     let app = env.spawn_with(settings, Roles::ALL).await;
     let started = Utc::now();
     let setup_keys =

@@ -25,7 +25,7 @@ async fn bank_test_survives_killing_the_saga_and_a_processor() {
     let mut other = env.spawn_child("process", "p2");
     let mut saga = env.spawn_child("saga", "s1");
     let mut settings = env.settings();
-    settings.command_timeout = Duration::from_secs(8);
+    logbook_tests::http(&mut settings).command_timeout = Duration::from_secs(8);
     let roles = Roles {
         http: true,
         projector: true,

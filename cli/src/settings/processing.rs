@@ -11,30 +11,20 @@ use logbook_events::KafkaSettings;
 
 /// Flags and variables of the processors and sagas.
 #[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Processing")]
 pub struct ProcessingArgs {
     /// Most commands per processor transaction.
-    #[arg(
-        long,
-        env = "LOGBOOK_PROCESSOR_BATCH_MAX",
-        default_value_t = 1000,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_PROCESSOR_BATCH_MAX", default_value_t = 1000)]
     pub processor_batch_max: usize,
     /// How long a processor batch waits for more commands after its first one.
-    #[arg(
-        long,
-        env = "LOGBOOK_PROCESSOR_LINGER_MS",
-        default_value_t = 2,
-        global = true
-    )]
+    #[arg(long, env = "LOGBOOK_PROCESSOR_LINGER_MS", default_value_t = 2)]
     pub processor_linger_ms: u64,
     /// How long a processor remembers applied command ids: a command first sent longer ago
     /// that it does not remember is refused as expired (409 command_expired), never applied.
     #[arg(
         long,
         env = "LOGBOOK_PROCESSOR_DEDUPE_HORIZON_SECS",
-        default_value_t = 900,
-        global = true
+        default_value_t = 900
     )]
     pub processor_dedupe_horizon_secs: u64,
     /// Most command ids a processor remembers per partition (about 60 bytes each); when it is
@@ -43,18 +33,17 @@ pub struct ProcessingArgs {
     #[arg(
         long,
         env = "LOGBOOK_PROCESSOR_DEDUPE_CAPACITY",
-        default_value_t = 1_000_000,
-        global = true
+        default_value_t = 1_000_000
     )]
     pub processor_dedupe_capacity: usize,
     /// What processors and sagas do with a partition that holds data but whose committed
     /// offset is missing: refuse to start (default), or replay it from the start, or skip to
     /// its end (see docs/operations.md before using either).
-    #[arg(long, env = "LOGBOOK_MISSING_OFFSETS", value_enum, default_value_t = OnMissingOffsets::Refuse, global = true)]
+    #[arg(long, env = "LOGBOOK_MISSING_OFFSETS", value_enum, default_value_t = OnMissingOffsets::Refuse)]
     pub missing_offsets: OnMissingOffsets,
     /// This process's instance id (its transactional ids are `<group>-<instance id>`); random
     /// per start when unset. Give a restarted process its old id to fence its predecessor at once.
-    #[arg(long, env = "LOGBOOK_INSTANCE_ID", global = true)]
+    #[arg(long, env = "LOGBOOK_INSTANCE_ID")]
     pub instance_id: Option<String>,
 }
 
