@@ -1,12 +1,12 @@
 //! Account command endpoints: open, deposit, withdraw, freeze, unfreeze, close, overdraft limit.
 //!
-//! Each handler checks the role matrix, parses and validates the body, builds the command and
-//! hands it to [`crate::routes::execute`]. Ownership (a customer acts only on its own
+//! Each handler takes the account id and the body through [`super::extract`] (which checks
+//! the body against its schema), checks the role matrix, builds the command and hands it to
+//! [`crate::routes::execute`]. Ownership (a customer acts only on its own
 //! accounts) is checked by the processor, which holds the account's state.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use logbook_commands::domain::AccountCommand;
@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Accepted, CommandRequest, execute, parse_body, parse_id, reject_foreign, require};
+use super::extract::{AccountId, CommandBody, CommandPayload};
+use super::{Accepted, CommandRequest, execute, reject_foreign, require};
 use crate::auth::{Principal, Role};
 use crate::idempotency::Intent;
 use crate::policy::Action;
@@ -37,6 +38,36 @@ pub struct OpenAccountBody {
 pub struct AmountBody {
     pub amount: i64,
     pub reference: Option<String>,
+}
+
+/// A deposit's body (an [`AmountBody`] checked against the deposit schema).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct DepositBody(pub AmountBody);
+
+/// A withdrawal's body (an [`AmountBody`] checked against the withdrawal schema).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct WithdrawalBody(pub AmountBody);
+
+impl CommandPayload for OpenAccountBody {
+    const SCHEMA: CommandSchema = CommandSchema::OpenAccount;
+}
+
+impl CommandPayload for DepositBody {
+    const SCHEMA: CommandSchema = CommandSchema::Deposit;
+}
+
+impl CommandPayload for WithdrawalBody {
+    const SCHEMA: CommandSchema = CommandSchema::Withdrawal;
+}
+
+impl CommandPayload for ReasonBody {
+    const SCHEMA: CommandSchema = CommandSchema::StatusChange;
+}
+
+impl CommandPayload for LimitBody {
+    const SCHEMA: CommandSchema = CommandSchema::OverdraftLimit;
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,10 +107,10 @@ pub async fn open_account(
     principal: Principal,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<OpenAccountBody>,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::OpenAccount)?;
-    let body: OpenAccountBody = parse_body(CommandSchema::OpenAccount, &body)?;
+    let body = body.into_result()?;
     // lengths and ranges are the schema's (checked by parse_body); what it cannot say is
     // whether the code names a currency
     let currency = Currency::parse(&body.currency);
@@ -123,12 +154,13 @@ pub async fn open_account(
 pub async fn deposit(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    id: AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<DepositBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    let body = body.map(|b| b.0);
     money(state, principal, id, request, body, Action::Deposit).await
 }
 
@@ -141,32 +173,28 @@ pub async fn deposit(
 pub async fn withdraw(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    id: AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<WithdrawalBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
+    let body = body.map(|b| b.0);
     money(state, principal, id, request, body, Action::Withdraw).await
 }
 
 async fn money(
     state: AppState,
     principal: Principal,
-    id: String,
+    AccountId(account_id): AccountId,
     request: CommandRequest,
-    body: Bytes,
+    body: CommandBody<AmountBody>,
     action: Action,
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
-    let account_id = parse_id(&id)?;
     let ownership = reject_foreign(&state, &principal, account_id).await?;
-    let schema = match action {
-        Action::Withdraw => CommandSchema::Withdrawal,
-        _ => CommandSchema::Deposit,
-    };
-    // amount range and reference length: the schema's (checked by parse_body)
-    let body: AmountBody = parse_body(schema, &body).map_err(|e| ownership.hide(e))?;
+    // amount range and reference length: the schema's (checked by CommandBody)
+    let body = body.checked(ownership)?;
     let (amount, reference) = (body.amount, body.reference);
     let command = match action {
         Action::Withdraw => AccountCommand::Withdraw { amount, reference },
@@ -185,10 +213,10 @@ async fn money(
 pub async fn freeze(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    id: AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<ReasonBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     status_change(state, principal, id, request, body, Action::Freeze).await
@@ -203,10 +231,10 @@ pub async fn freeze(
 pub async fn unfreeze(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    id: AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<ReasonBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     status_change(state, principal, id, request, body, Action::Unfreeze).await
@@ -221,10 +249,10 @@ pub async fn unfreeze(
 pub async fn close(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    id: AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<ReasonBody>,
 ) -> Result<Response, ApiError> {
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     status_change(state, principal, id, request, body, Action::Close).await
@@ -233,16 +261,14 @@ pub async fn close(
 async fn status_change(
     state: AppState,
     principal: Principal,
-    id: String,
+    AccountId(account_id): AccountId,
     request: CommandRequest,
-    body: Bytes,
+    body: CommandBody<ReasonBody>,
     action: Action,
 ) -> Result<Response, ApiError> {
     require(&principal, action)?;
-    let account_id = parse_id(&id)?;
     let ownership = reject_foreign(&state, &principal, account_id).await?;
-    let body: ReasonBody =
-        parse_body(CommandSchema::StatusChange, &body).map_err(|e| ownership.hide(e))?;
+    let body = body.checked(ownership)?;
     let reason = body.reason;
     let command = match action {
         Action::Freeze => AccountCommand::Freeze { reason },
@@ -264,14 +290,13 @@ async fn status_change(
 pub async fn set_overdraft_limit(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    AccountId(account_id): AccountId,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<LimitBody>,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::SetOverdraftLimit)?;
-    let account_id = parse_id(&id)?;
-    let body: LimitBody = parse_body(CommandSchema::OverdraftLimit, &body)?;
+    let body = body.into_result()?;
     let command = AccountCommand::SetOverdraftLimit {
         overdraft_limit: body.limit,
     };

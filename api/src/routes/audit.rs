@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use logbook_commands::domain::{Account, apply};
@@ -23,8 +23,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::extract::AccountId;
 use super::queries::{QueryError, min_position, params, reject_invalid};
-use super::{parse_id, require};
+use super::require;
 use crate::auth::Principal;
 use crate::policy::Action;
 use crate::problem::{ApiError, FieldError};
@@ -110,11 +111,10 @@ pub struct StateView {
 pub async fn history(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
     query: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     require(&principal, Action::Audit)?;
-    let id = parse_id(&id)?;
     let params = params(query)?;
     let mut errors = Vec::new();
     let filter = HistoryFilter {
@@ -157,11 +157,10 @@ pub async fn history(
 pub async fn state_as_of(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
     query: Result<Query<StateParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     require(&principal, Action::Audit)?;
-    let id = parse_id(&id)?;
     let params = params(query)?;
     let mut errors = Vec::new();
     let as_of = instant(params.as_of.as_deref(), "/query/as_of", &mut errors);

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod events;
+pub mod extract;
 pub mod health;
 pub mod queries;
 pub mod security_trail;
@@ -24,7 +25,6 @@ use chrono::{DateTime, Utc};
 use logbook_commands::domain::{AccountCommand, RejectionKind};
 use logbook_commands::envelope::{CommandEnvelope, Outcome};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -33,9 +33,8 @@ use crate::auth::Principal;
 use crate::gateway::GatewayError;
 use crate::idempotency::Intent;
 use crate::policy::{Access, Action, access};
-use crate::problem::{ApiError, FieldError};
+use crate::problem::ApiError;
 use crate::state::AppState;
-use crate::validation::CommandSchema;
 
 /// The command endpoints (POST, and PUT for the overdraft limit; they take an `Idempotency-Key`).
 pub(crate) fn command_routes() -> OpenApiRouter<AppState> {
@@ -277,18 +276,6 @@ pub fn require(principal: &Principal, action: Action) -> Result<(), ApiError> {
         }
         Access::Own | Access::Any => Ok(()),
     }
-}
-
-/// Parses a command body: JSON syntax, then its JSON Schema, then the type (422 problems with
-/// a pointer per field; see [`crate::validation`]).
-pub fn parse_body<T: DeserializeOwned>(schema: CommandSchema, body: &[u8]) -> Result<T, ApiError> {
-    crate::validation::parse_command(schema, body)
-}
-
-/// Parses an account id from the path.
-pub fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id)
-        .map_err(|_| ApiError::Validation(vec![FieldError::new("/path/id", "not a UUID")]))
 }
 
 fn valid_traceparent(value: &str) -> bool {

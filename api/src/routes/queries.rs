@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use logbook_events::Position;
 use logbook_projections::queries::cursor::{AccountCursor, LineCursor};
@@ -22,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{parse_id, require};
+use super::extract::AccountId;
+use super::require;
 use crate::auth::Principal;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
@@ -153,11 +154,10 @@ impl View {
 pub async fn get_account(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
     query: Result<Query<ReadParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let view = View::of(&principal)?;
-    let id = parse_id(&id)?;
     let params = params(query)?;
     let mut errors = Vec::new();
     let position = min_position(params.min_position.as_deref(), &mut errors);
@@ -235,11 +235,10 @@ pub async fn list_accounts(
 pub async fn list_transactions(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     require(&principal, Action::ReadTransactions)?;
-    let id = parse_id(&id)?;
     let params = params(query)?;
     let mut errors = Vec::new();
     let limit = limit(params.limit.as_deref(), &mut errors);

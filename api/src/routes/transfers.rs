@@ -10,7 +10,6 @@
 //! whether the transfer completed or failed: no currency, no existence, no reason.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +17,8 @@ use logbook_commands::domain::{AccountCommand, RejectionKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CommandRequest, execute, parse_body, require};
+use super::extract::{CommandBody, CommandPayload, TransferId};
+use super::{CommandRequest, execute, require};
 use crate::auth::Principal;
 use crate::idempotency::Intent;
 use crate::policy::Action;
@@ -35,6 +35,10 @@ pub struct TransferBody {
     pub amount: i64,
     pub transfer_id: Option<Uuid>,
     pub reference: Option<String>,
+}
+
+impl CommandPayload for TransferBody {
+    const SCHEMA: CommandSchema = CommandSchema::Transfer;
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -68,20 +72,19 @@ pub async fn create(
     principal: Principal,
     headers: HeaderMap,
     intent: Option<Extension<Intent>>,
-    body: Bytes,
+    body: CommandBody<TransferBody>,
 ) -> Result<Response, ApiError> {
     require(&principal, Action::Transfer)?;
     // a customer's foreign source is 404 before anything else of the body is checked
-    let source = serde_json::from_slice::<serde_json::Value>(&body)
+    let source = serde_json::from_slice::<serde_json::Value>(body.raw())
         .ok()
         .and_then(|b| b["from_account_id"].as_str().and_then(|s| s.parse().ok()));
     let ownership = match source {
         Some(source) => super::reject_foreign(&state, &principal, source).await?,
         None => super::Ownership::Unlimited,
     };
-    let body: TransferBody =
-        parse_body(CommandSchema::Transfer, &body).map_err(|e| ownership.hide(e))?;
-    // amount range and reference length: the schema's (checked by parse_body); what it cannot
+    let body = body.checked(ownership)?;
+    // amount range and reference length: the schema's (checked by CommandBody); what it cannot
     // say is that the two accounts differ
     if body.from_account_id == body.to_account_id {
         let error = FieldError::new("/to_account_id", "must differ from from_account_id");
@@ -186,14 +189,13 @@ async fn reject_known_currency_mismatch(
 pub async fn get_transfer(
     axum::extract::State(state): axum::extract::State<AppState>,
     principal: Principal,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    TransferId(id): TransferId,
     query: Result<
         axum::extract::Query<super::queries::ReadParams>,
         axum::extract::rejection::QueryRejection,
     >,
 ) -> Result<Response, super::queries::QueryError> {
     require(&principal, Action::ReadTransactions)?;
-    let id = super::parse_id(&id)?;
     let params = super::queries::params(query)?;
     let mut errors = Vec::new();
     let position = super::queries::min_position(params.min_position.as_deref(), &mut errors);
