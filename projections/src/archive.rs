@@ -32,7 +32,7 @@ pub async fn project(
     let sql = format!(
         "INSERT INTO {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, \
          sequence, event_type, occurred_at, envelope) \
-         SELECT p, o, e, at, ai, s, et, oc, env::jsonb FROM UNNEST($1::int4[], $2::int8[], \
+         SELECT p, o, e, at, ai, s, et, oc, env FROM UNNEST($1::int4[], $2::int8[], \
          $3::uuid[], $4::text[], $5::uuid[], $6::int8[], $7::text[], $8::timestamptz[], \
          $9::text[]) AS u(p, o, e, at, ai, s, et, oc, env) \
          ON CONFLICT (partition, \"offset\") DO NOTHING",

@@ -260,11 +260,13 @@ wait_projected() {
 
 cpu_seconds() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
-# RSS (KiB) of a `logbook process` on prefix $1 (log $2) once every partition is restored: the
+# "RSS-KiB heap-bytes" of a `logbook process` on prefix $1 (log $2) once every partition is
+# restored (the heap in use as glibc counts it, from the process's last "partition restored"
+# line); the
 # processor restores a partition on its first command, so a `logbook serve` beside it opens 64
 # accounts (all 12 partitions get one with probability 0.995), each answered after the restore.
 processor_rss() {
-  local pid serve port rss
+  local pid serve port rss heap
   # one malloc arena: with glibc's default (one per thread) the same restore measured anywhere
   # from 76 to 156 MiB run to run; with one, within a few MiB
   MALLOC_ARENA_MAX=1 lb_bg "$1" "$3" "$2" process
@@ -278,13 +280,15 @@ processor_rss() {
     "http://127.0.0.1:$port/v1/accounts" || die "opening accounts on $1 failed (see $2)"
   sleep 2
   rss="$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")"
+  heap="$(sed 's/\x1b\[[0-9;]*m//g' "$2" | grep -o 'heap_in_use_bytes=[0-9]*' | tail -1 | cut -d= -f2)"
   stop_pid "$serve"
   stop_pid "$pid"
-  printf '%s' "$rss"
+  printf '%s %s' "$rss" "${heap:-0}"
 }
 
 phase_backlog() {
   local prefix="bench-$STAMP-backlog" url pid t0 ledger archive r0 r1 a1 b1 cpu empty full state
+  local empty_heap full_heap state_heap
   url="$(fresh_db backlog)"
   lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
   log "backlog: $B_BACKLOG_EVENTS events over $B_BACKLOG_ACCOUNTS accounts (transactions of 5000)"
@@ -307,13 +311,16 @@ phase_backlog() {
   log "rebuild all (both projections side by side)"
   lb "$prefix" "$url" rebuild all >"$RUN/rebuild-all.log" 2>&1
   b1="$(now_s)"
-  log "processor memory: restore an empty log, then the backlog, then it remembering 1 command id"
+  log "processor memory: restore an empty log, then the backlog, then it remembering 100 command ids per partition"
   lb "bench-$STAMP-empty" "$url" topics
-  empty="$(processor_rss "bench-$STAMP-empty" "$RUN/process-empty.log" "$url")"
-  full="$(processor_rss "$prefix" "$RUN/process-backlog.log" "$url")"
-  # the account state alone: a window of 1 applied command id per partition (default 100000)
-  export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=1
-  state="$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
+  read -r empty empty_heap <<<"$(processor_rss "bench-$STAMP-empty" "$RUN/process-empty.log" "$url")"
+  read -r full full_heap <<<"$(processor_rss "$prefix" "$RUN/process-backlog.log" "$url")"
+  # the account state alone: a window of 100 applied command ids per partition (default
+  # 1,000,000), 1,200 ids in all, a few tens of KB beside 100,000 accounts. Not fewer: the ids
+  # restored from the log count as first sent up to a minute after their events (clock skew),
+  # so with a window of 1 the opens of the run before would make every new command expired
+  export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=100
+  read -r state state_heap <<<"$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
   unset LOGBOOK_PROCESSOR_DEDUPE_CAPACITY
   python3 - "$RUN/backlog.json" <<PY
 import json, sys
@@ -331,6 +338,10 @@ json.dump({
   "processor_rss_state_only_kib": $state,
   "processor_bytes_per_account_state": ($state - $empty) * 1024 / accounts,
   "processor_bytes_per_remembered_command": ($full - $state) * 1024 / events,
+  "processor_heap_empty_bytes": $empty_heap, "processor_heap_restored_bytes": $full_heap,
+  "processor_heap_state_only_bytes": $state_heap,
+  "processor_heap_bytes_per_account_state": ($state_heap - $empty_heap) / accounts,
+  "processor_heap_bytes_per_remembered_command": ($full_heap - $state_heap) / events,
 }, open(sys.argv[1], "w"), indent=2)
 PY
 }

@@ -172,18 +172,9 @@ impl TestEnv {
         vars: &[(&str, String)],
     ) -> std::process::Child {
         let log = self.child_log(name);
-        let mut command = std::process::Command::new(logbook_binary());
-        // only this environment's settings: none inherited from the test's own environment
-        for (inherited, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOGBOOK_")) {
-            command.env_remove(inherited);
-        }
+        let mut command = self.logbook_command();
         command
             .arg(role)
-            .env("LOGBOOK_KAFKA_BROKERS", &self.kafka.brokers)
-            .env("LOGBOOK_TOPIC_PREFIX", &self.kafka.topic_prefix)
-            .env("LOGBOOK_DATABASE_URL", &self.database_url)
-            .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
-            .env("LOGBOOK_ENVIRONMENT", "development")
             .env("LOGBOOK_LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
@@ -197,13 +188,29 @@ impl TestEnv {
                     .open(log)
                     .expect("log file"),
             ));
-        if let Some(file) = self.services.get("LOGBOOK_DATABASE_PASSWORD_FILE") {
-            command.env("LOGBOOK_DATABASE_PASSWORD_FILE", file);
-        }
         for (name, value) in vars {
             command.env(name, value);
         }
         command.spawn().expect("start a logbook child process")
+    }
+
+    /// The `logbook` binary with this environment's settings (Kafka, topic prefix, database and
+    /// its password, token key) and none inherited from the test's own environment.
+    pub fn logbook_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(logbook_binary());
+        for (inherited, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOGBOOK_")) {
+            command.env_remove(inherited);
+        }
+        command
+            .env("LOGBOOK_KAFKA_BROKERS", &self.kafka.brokers)
+            .env("LOGBOOK_TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("LOGBOOK_DATABASE_URL", &self.database_url)
+            .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
+            .env("LOGBOOK_ENVIRONMENT", "development");
+        if let Some(file) = self.services.get("LOGBOOK_DATABASE_PASSWORD_FILE") {
+            command.env("LOGBOOK_DATABASE_PASSWORD_FILE", file);
+        }
+        command
     }
 
     /// Where a child process named `name` writes its log.

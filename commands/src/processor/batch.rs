@@ -504,8 +504,8 @@ mod tests {
         };
         let planned = plan(&state, &mut [command(account, Uuid::new_v4(), open)]);
         for ((partition, id), slot) in planned.overlay {
-            assert_eq!(partition, 0);
-            state.accounts.insert(id, slot);
+            assert_eq!((partition, slot.account.id()), (0, id));
+            state.accounts.insert(slot);
         }
         let mut deposit = command(
             account,

@@ -14,9 +14,11 @@
 //! - `positions`: where a transaction's events will land (so results need no extra round trip);
 //! - `clients`: the Kafka clients, and waiting for Kafka while they connect.
 
+pub mod accounts;
 pub mod batch;
 mod clients;
 mod delivery;
+pub mod memory;
 mod positions;
 pub mod restore;
 pub mod state;

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use logbook_events::{EventEnvelope, Position};
 use uuid::Uuid;
 
+use super::accounts::Accounts;
 use crate::domain::intent::{command_of, fingerprint};
 use crate::domain::{Account, apply};
 
@@ -162,7 +163,7 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
 /// Everything the processor knows about one partition.
 #[derive(Debug)]
 pub struct PartitionState {
-    pub accounts: HashMap<Uuid, Slot>,
+    pub accounts: Accounts,
     pub dedupe: Dedupe,
     /// The offset the next event written to this partition gets, when known: the log end after
     /// the restore, then the offset after our last commit marker (see `positions`). `None`
@@ -200,7 +201,7 @@ pub enum FoldError {
 impl PartitionState {
     pub fn new(dedupe_horizon: Duration, dedupe_capacity: usize) -> Self {
         Self {
-            accounts: HashMap::new(),
+            accounts: Accounts::default(),
             dedupe: Dedupe::new(dedupe_horizon, dedupe_capacity),
             next_write: None,
             last_offset: None,
@@ -223,10 +224,7 @@ impl PartitionState {
                 offset: position.offset,
                 source,
             })?;
-        let slot = self
-            .accounts
-            .entry(envelope.aggregate_id)
-            .or_insert_with(|| Slot::new(envelope.aggregate_id));
+        let slot = self.accounts.get_or_insert(envelope.aggregate_id);
         let expected = slot.account.version() + 1;
         if envelope.sequence != expected {
             return Err(FoldError::Sequence {

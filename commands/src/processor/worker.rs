@@ -306,9 +306,9 @@ impl Worker {
     fn merge(&mut self, plan: Plan, landed: &[i64]) {
         crate::metrics::batch_committed(plan.results.len(), plan.events.len());
         let now = Utc::now();
-        for ((partition, aggregate_id), slot) in plan.overlay {
+        for ((partition, _), slot) in plan.overlay {
             if let Some(owned) = self.owned.get_mut(&partition) {
-                owned.state.accounts.insert(aggregate_id, slot);
+                owned.state.accounts.insert(slot);
             }
         }
         for command in plan.applied {

@@ -3,9 +3,9 @@
 //!
 //! The archive keeps each envelope with its log position. An account lives on one partition,
 //! so (sequence, offset) orders its events uniquely, even should the log hold a duplicate.
-//! Envelopes are read back from `jsonb` and decoded; the hash is recomputed from the decoded
-//! envelope's canonical bytes, so `jsonb`'s own formatting never matters, while any edit of
-//! the stored content does.
+//! Envelopes are kept as written and decoded when read back; the hash is recomputed from the
+//! decoded envelope's canonical bytes, so formatting never matters, while any edit of the
+//! stored content does.
 
 use std::time::Instant;
 
@@ -92,7 +92,7 @@ pub async fn history(
 ) -> Result<Page<ArchivedEvent>, AuditError> {
     let limit = page_limit(Some(filter.limit));
     let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(
-        "SELECT partition, \"offset\", sequence, envelope::text FROM event_archive \
+        "SELECT partition, \"offset\", sequence, envelope FROM event_archive \
          WHERE aggregate_id = ",
     );
     query.push_bind(account_id);
@@ -147,7 +147,7 @@ pub async fn fold_until<S>(
     mut step: impl FnMut(&mut S, ArchivedEvent),
 ) -> Result<S, AuditError> {
     let mut rows = sqlx::query_as::<_, Row>(
-        "SELECT partition, \"offset\", sequence, envelope::text FROM event_archive \
+        "SELECT partition, \"offset\", sequence, envelope FROM event_archive \
          WHERE aggregate_id = $1 ORDER BY sequence, \"offset\"",
     )
     .bind(account_id)
@@ -169,7 +169,7 @@ pub async fn verify(pool: &PgPool, account_id: Option<Uuid>) -> Result<VerifyRep
     match account_id {
         Some(id) => {
             let mut rows = sqlx::query_as::<_, Row>(
-                "SELECT partition, \"offset\", sequence, envelope::text FROM event_archive \
+                "SELECT partition, \"offset\", sequence, envelope FROM event_archive \
                  WHERE aggregate_id = $1 ORDER BY sequence, \"offset\"",
             )
             .bind(id)
@@ -190,7 +190,7 @@ async fn verify_all(pool: &PgPool, check: &mut Verification) -> Result<(), sqlx:
     let mut after = (-1_i32, -1_i64);
     loop {
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT partition, \"offset\", sequence, envelope::text FROM event_archive \
+            "SELECT partition, \"offset\", sequence, envelope FROM event_archive \
              WHERE (partition, \"offset\") > ($1, $2) ORDER BY partition, \"offset\" LIMIT $3",
         )
         .bind(after.0)

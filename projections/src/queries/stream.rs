@@ -51,9 +51,8 @@ pub async fn page(
     filter: &StreamFilter,
     limit: u32,
 ) -> Result<Vec<StreamEvent>, AuditError> {
-    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(
-        "SELECT \"offset\", envelope::text FROM event_archive WHERE partition = ",
-    );
+    let mut query: QueryBuilder<'_, Postgres> =
+        QueryBuilder::new("SELECT \"offset\", envelope FROM event_archive WHERE partition = ");
     query
         .push_bind(partition)
         .push(" AND \"offset\" >= ")

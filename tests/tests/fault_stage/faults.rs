@@ -123,10 +123,8 @@ impl Drop for Child {
 
 /// Runs `logbook verify` against the environment: `intact`, or a failure.
 async fn verify(env: &TestEnv) {
-    let output = tokio::process::Command::new(logbook_tests::logbook_binary())
+    let output = tokio::process::Command::from(env.logbook_command())
         .arg("verify")
-        .env("LOGBOOK_KAFKA_BROKERS", &env.kafka.brokers)
-        .env("LOGBOOK_TOPIC_PREFIX", &env.kafka.topic_prefix)
         .output()
         .await
         .expect("logbook verify runs");

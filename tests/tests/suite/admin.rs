@@ -156,12 +156,9 @@ async fn the_cli_rebuilds_every_projection_with_its_indexes() {
     };
     let before = indexes(env.db.clone()).await;
 
-    let status = tokio::process::Command::new(logbook_tests::logbook_binary())
+    let mut rebuild = tokio::process::Command::from(env.logbook_command());
+    let status = rebuild
         .args(["rebuild", "all"])
-        .env("LOGBOOK_KAFKA_BROKERS", &env.kafka.brokers)
-        .env("LOGBOOK_TOPIC_PREFIX", &env.kafka.topic_prefix)
-        .env("LOGBOOK_DATABASE_URL", &env.database_url)
-        .env("LOGBOOK_ENVIRONMENT", "development")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();

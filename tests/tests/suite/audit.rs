@@ -239,7 +239,8 @@ async fn an_edited_archive_row_and_a_reproduced_record_are_caught() {
         .find(|(_, e)| e.event_type == "FundsDeposited" && e.sequence > 1)
         .expect("a deposit");
     sqlx::query(
-        "UPDATE event_archive SET envelope = jsonb_set(envelope, '{data,amount}', '999999') \
+        "UPDATE event_archive \
+         SET envelope = jsonb_set(envelope::jsonb, '{data,amount}', '999999')::text \
          WHERE event_id = $1",
     )
     .bind(victim.event_id)
