@@ -179,11 +179,12 @@ kafka_libs() {
   printf '%s' "$libs"
 }
 
-# Sets JAVA_CMD: the JVM command line for Kafka's classes, with a small heap.
+# Sets JAVA_CMD: the JVM command line for Kafka's classes ($1), with a small heap; the logs go
+# to $2/logs (default: the single node's folder).
 java_cmd() {
   JAVA_CMD=(java -Xms128m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/scripts/kafka/log4j2.properties"
-    "-Dkafka.logs.dir=$KAFKA_DIR/logs" -cp "$1/*")
+    "-Dkafka.logs.dir=${2:-$KAFKA_DIR}/logs" -cp "$1/*")
 }
 
 kafka_java() {
