@@ -42,10 +42,36 @@ async fn wait_health(url: &str, which: &str, within: Duration) {
     panic!("{url} never answered /health/{which} with 200: {last:?}");
 }
 
+/// A `logbook` role running as a child process, killed (SIGKILL) and reaped when dropped, so a
+/// test that fails half-way leaves no process behind to disturb the tests after it.
+#[derive(Debug)]
+pub struct RoleProcess(pub Child);
+
+impl std::ops::Deref for RoleProcess {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RoleProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `logbook serve` running as a child process; killed when dropped.
 #[derive(Debug)]
 pub struct ChildServer {
-    process: Child,
+    process: RoleProcess,
     /// `http://127.0.0.1:port`.
     pub url: String,
 }

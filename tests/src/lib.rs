@@ -160,7 +160,7 @@ impl TestEnv {
 
     /// Starts `logbook <role>` as a separate OS process of this environment (for SIGKILL tests);
     /// its log goes to the temp folder.
-    pub fn spawn_child(&self, role: &str, name: &str) -> std::process::Child {
+    pub fn spawn_child(&self, role: &str, name: &str) -> child::RoleProcess {
         self.spawn_child_with(role, name, &[])
     }
 
@@ -170,7 +170,7 @@ impl TestEnv {
         role: &str,
         name: &str,
         vars: &[(&str, String)],
-    ) -> std::process::Child {
+    ) -> child::RoleProcess {
         let log = self.child_log(name);
         let mut command = self.logbook_command();
         command
@@ -191,7 +191,7 @@ impl TestEnv {
         for (name, value) in vars {
             command.env(name, value);
         }
-        command.spawn().expect("start a logbook child process")
+        child::RoleProcess(command.spawn().expect("start a logbook child process"))
     }
 
     /// The `logbook` binary with this environment's settings (Kafka, topic prefix, database and

@@ -76,7 +76,7 @@ struct Child {
     role: &'static str,
     name: String,
     vars: Vec<(&'static str, String)>,
-    process: std::process::Child,
+    process: logbook_tests::child::RoleProcess,
     restarts: u32,
 }
 
