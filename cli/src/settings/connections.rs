@@ -41,13 +41,8 @@ pub struct KafkaArgs {
 impl KafkaArgs {
     /// The Kafka settings; the brokers are required.
     pub fn resolve(&self) -> Result<KafkaSettings, SettingsError> {
-        let brokers = self
-            .kafka_brokers
-            .clone()
-            .filter(|b| !b.trim().is_empty())
-            .ok_or(SettingsError::Missing("LOGBOOK_KAFKA_BROKERS"))?;
         Ok(KafkaSettings {
-            brokers,
+            brokers: required("LOGBOOK_KAFKA_BROKERS", &self.kafka_brokers)?,
             security_protocol: self.kafka_security_protocol.clone(),
             sasl_mechanism: self.kafka_sasl_mechanism.clone(),
             sasl_username: self.kafka_sasl_username.clone(),
@@ -104,13 +99,8 @@ pub struct DatabaseArgs {
 impl DatabaseArgs {
     /// The database settings; the URL is required.
     pub fn resolve(&self) -> Result<DatabaseSettings, SettingsError> {
-        let url = self
-            .database_url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .ok_or(SettingsError::Missing("LOGBOOK_DATABASE_URL"))?;
         Ok(DatabaseSettings {
-            url,
+            url: required("LOGBOOK_DATABASE_URL", &self.database_url)?,
             password: secret(
                 "LOGBOOK_DATABASE_PASSWORD",
                 &self.database_password,
@@ -119,4 +109,12 @@ impl DatabaseArgs {
             max_connections: self.database_max_connections,
         })
     }
+}
+
+/// A setting that must be given and not blank.
+fn required(name: &'static str, value: &Option<String>) -> Result<String, SettingsError> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(SettingsError::Missing(name))
 }

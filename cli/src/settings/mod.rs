@@ -57,26 +57,6 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
 }
 
-/// `logbook serve`: the HTTP API.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub http: HttpArgs,
-}
-
-/// `logbook process` and `logbook saga`: Kafka only.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct WorkerArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-    #[command(flatten)]
-    pub processing: ProcessingArgs,
-}
-
 /// `logbook project`, `logbook rebuild`, `logbook replay`: Kafka and the database.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct KafkaDatabaseArgs {
@@ -86,39 +66,31 @@ pub struct KafkaDatabaseArgs {
     pub database: DatabaseArgs,
 }
 
-/// `logbook all`: every role's settings.
+/// `logbook serve`: the HTTP API (Kafka, the database and HTTP).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub connections: KafkaDatabaseArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// `logbook all`: every role's settings (serve's and processing).
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AllArgs {
     #[command(flatten)]
-    pub kafka: KafkaArgs,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub http: HttpArgs,
+    pub serve: ServeArgs,
     #[command(flatten)]
     pub processing: ProcessingArgs,
 }
 
-impl ServeArgs {
-    pub fn resolve(&self) -> Result<Settings, SettingsError> {
-        Ok(Settings {
-            kafka: self.kafka.resolve()?,
-            processing: Processing::default(),
-            database: Some(self.database.resolve()?),
-            http: Some(self.http.resolve()?),
-        })
-    }
-}
-
-impl WorkerArgs {
-    pub fn resolve(&self) -> Result<Settings, SettingsError> {
-        Ok(Settings {
-            kafka: self.kafka.resolve()?,
-            processing: self.processing.resolve(),
-            database: None,
-            http: None,
-        })
-    }
+/// `logbook process` and `logbook saga`: Kafka only.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub processing: ProcessingArgs,
 }
 
 impl KafkaDatabaseArgs {
@@ -132,13 +104,31 @@ impl KafkaDatabaseArgs {
     }
 }
 
+impl ServeArgs {
+    pub fn resolve(&self) -> Result<Settings, SettingsError> {
+        Ok(Settings {
+            http: Some(self.http.resolve()?),
+            ..self.connections.resolve()?
+        })
+    }
+}
+
 impl AllArgs {
+    pub fn resolve(&self) -> Result<Settings, SettingsError> {
+        Ok(Settings {
+            processing: self.processing.resolve(),
+            ..self.serve.resolve()?
+        })
+    }
+}
+
+impl WorkerArgs {
     pub fn resolve(&self) -> Result<Settings, SettingsError> {
         Ok(Settings {
             kafka: self.kafka.resolve()?,
             processing: self.processing.resolve(),
-            database: Some(self.database.resolve()?),
-            http: Some(self.http.resolve()?),
+            database: None,
+            http: None,
         })
     }
 }
