@@ -82,7 +82,15 @@ impl Application {
                 settings.limits.max_body_bytes,
             )
         });
+        let personal = match (&db, &settings.kek) {
+            (Some(pool), Some(kek)) => Some(crate::personal::KeyStore::new(
+                pool.clone(),
+                Arc::new(crate::personal::KeyRing::new(&kek.keys)?),
+            )),
+            _ => None,
+        };
         let state = AppState {
+            personal,
             security_trail,
             rate_limiter: settings
                 .rate_limits

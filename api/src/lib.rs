@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod idempotency;
 pub mod limits;
 pub mod openapi;
+pub mod personal;
 pub mod policy;
 pub mod problem;
 pub mod ratelimit;

@@ -18,6 +18,10 @@ pub enum Action {
     Close,
     /// Change an account's overdraft limit (a credit decision of the bank).
     SetOverdraftLimit,
+    /// Change the holder's personal data (name, email, address, birth date).
+    ChangeHolder,
+    /// Erase an owner's personal data (destroy its data key).
+    EraseOwner,
     /// Status and currency of an account.
     ReadAccountStatus,
     /// Balance and everything else of an account.
@@ -87,6 +91,8 @@ const MATRIX: &[(Action, [Access; 6])] = &[
         SetOverdraftLimit,
         [Denied, Denied, Denied, Denied, Any, Any],
     ),
+    (ChangeHolder, [Own, Denied, Denied, Denied, Any, Any]),
+    (EraseOwner, [Denied, Denied, Denied, Denied, Denied, Any]),
     (ReadAccountStatus, [Own, Any, Any, Denied, Any, Any]),
     (ReadAccount, [Own, Denied, Any, Denied, Any, Any]),
     (ReadTransactions, [Own, Denied, Any, Denied, Any, Any]),
@@ -119,6 +125,8 @@ mod tests {
             Unfreeze,
             Close,
             SetOverdraftLimit,
+            ChangeHolder,
+            EraseOwner,
             ReadAccountStatus,
             ReadAccount,
             ReadTransactions,

@@ -68,6 +68,7 @@ fn state(bus: Arc<Recording>) -> AppState {
         rate_limiter: None,
         idempotency: None,
         security_trail: None,
+        personal: None,
     }
 }
 

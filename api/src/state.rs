@@ -30,6 +30,8 @@ pub struct AppState {
     pub idempotency: Option<crate::idempotency::IdempotencyStore>,
     /// The security audit trail; present when a database is configured.
     pub security_trail: Option<crate::security::trail::SecurityTrail>,
+    /// The holders' data keys; present when a database and a key-encryption key are configured.
+    pub personal: Option<crate::personal::KeyStore>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -28,16 +28,19 @@ pub enum CommandSchema {
     /// Freeze, unfreeze and close: an optional reason.
     StatusChange,
     OverdraftLimit,
+    /// The holder's personal fields to change.
+    Holder,
 }
 
 impl CommandSchema {
-    pub const ALL: [CommandSchema; 6] = [
+    pub const ALL: [CommandSchema; 7] = [
         CommandSchema::OpenAccount,
         CommandSchema::Deposit,
         CommandSchema::Withdrawal,
         CommandSchema::Transfer,
         CommandSchema::StatusChange,
         CommandSchema::OverdraftLimit,
+        CommandSchema::Holder,
     ];
 
     /// The file name under `schemas/commands/`.
@@ -49,6 +52,7 @@ impl CommandSchema {
             CommandSchema::Transfer => "transfer.json",
             CommandSchema::StatusChange => "status-change.json",
             CommandSchema::OverdraftLimit => "overdraft-limit.json",
+            CommandSchema::Holder => "holder.json",
         }
     }
 
@@ -61,6 +65,7 @@ impl CommandSchema {
             CommandSchema::Transfer => "Transfer",
             CommandSchema::StatusChange => "StatusChange",
             CommandSchema::OverdraftLimit => "OverdraftLimit",
+            CommandSchema::Holder => "HolderChange",
         }
     }
 
@@ -77,6 +82,7 @@ impl CommandSchema {
             CommandSchema::OverdraftLimit => {
                 include_str!("../../schemas/commands/overdraft-limit.json")
             }
+            CommandSchema::Holder => include_str!("../../schemas/commands/holder.json"),
         }
     }
 
@@ -93,6 +99,7 @@ impl CommandSchema {
             CommandSchema::Transfer => 3,
             CommandSchema::StatusChange => 4,
             CommandSchema::OverdraftLimit => 5,
+            CommandSchema::Holder => 6,
         }
     }
 

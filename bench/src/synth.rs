@@ -72,6 +72,7 @@ impl Synth {
                 owner_id: "bench".to_owned(),
                 currency,
                 overdraft_limit: 0,
+                holder: None,
             };
             (event, None)
         } else if account.balance >= amount && n.is_multiple_of(3) {

@@ -11,7 +11,7 @@ use crate::settings::{
     AllArgs, Environment, GlobalArgs, KafkaDatabaseArgs, ServeArgs, Settings, WorkerArgs,
 };
 use logbook_api::auth::{JwtKeys, Role};
-use logbook_api::settings::security::JwtArgs;
+use logbook_api::settings::security::{JwtArgs, KekArgs};
 use logbook_events::KafkaSettings;
 use logbook_projections::db::DatabaseSettings;
 
@@ -75,6 +75,15 @@ pub enum Command {
             default_value_t = 365
         )]
         retention_days: u32,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Rewrap every owner's data key under the current key-encryption key (`LOGBOOK_KEK`), with
+    /// the old ones given in `LOGBOOK_KEK_PREVIOUS`; events and read models are untouched. Run it
+    /// with the database role that owns the tables, then drop the old key from the settings.
+    RotateKek {
+        #[command(flatten)]
+        kek: KekArgs,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -213,6 +222,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 logbook_api::security::prune::prune(&pool, retention_days, chrono::Utc::now())
                     .await?;
             tracing::info!(removed, retention_days, "security audit pruned");
+            Ok(())
+        }
+        Command::RotateKek { kek, database } => {
+            let kek = kek
+                .resolve()?
+                .ok_or_else(|| anyhow::anyhow!("LOGBOOK_KEK (or LOGBOOK_KEK_FILE) is not set"))?;
+            let ring = logbook_api::personal::KeyRing::new(&kek.keys)?;
+            let current = ring.current_id().to_owned();
+            let pool = database.resolve()?.pool_of(1)?;
+            let store = logbook_api::personal::KeyStore::new(pool, std::sync::Arc::new(ring));
+            let rewrapped = store.rotate().await?;
+            tracing::info!(rewrapped, kek_id = %current, "data keys rewrapped under the current key-encryption key");
             Ok(())
         }
         Command::Migrate { database } => {

@@ -11,7 +11,9 @@
 //! struct and a `("Type", N)` arm to `decode`, keep the older arms and let them upcast
 //! (fill what the new version added with what the old one implied), move the old JSON
 //! Schema to `<Type>.v<N-1>.json` and publish the new one as `<Type>.json`.
-//! `TransferCredited` went this way: version 2 adds the debit's origin ([`DebitOrigin`]).
+//! `TransferCredited` went this way: version 2 adds the debit's origin ([`DebitOrigin`]);
+//! so did `AccountOpened`: version 2 adds the holder's sealed personal data
+//! ([`SealedHolder`]), and an account opened without one is still written as version 1.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -20,6 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::currency::Currency;
+use crate::holder::SealedHolder;
 use crate::wire::CodecError;
 
 /// Every account event type this code can read and write.
@@ -35,12 +38,13 @@ pub const ALL_EVENT_TYPES: &[&str] = &[
     "AccountUnfrozen",
     "AccountClosed",
     "OverdraftLimitChanged",
+    "HolderChanged",
 ];
 
 /// The schema version written today for `event_type` (older ones are still read).
 pub fn current_schema_version(event_type: &str) -> u32 {
     match event_type {
-        "TransferCredited" => 2,
+        "TransferCredited" | "AccountOpened" => 2,
         _ => 1,
     }
 }
@@ -64,11 +68,14 @@ pub fn schema_name(event_type: &str, schema_version: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AccountEvent {
-    /// The account exists, with a fixed currency and an overdraft limit (≥ 0).
+    /// The account exists, with a fixed currency and an overdraft limit (≥ 0), and the
+    /// holder's personal data, sealed (schema version 2; version 1 had no holder).
     AccountOpened {
         owner_id: String,
         currency: Currency,
         overdraft_limit: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        holder: Option<SealedHolder>,
     },
     /// Money was paid in.
     FundsDeposited {
@@ -136,6 +143,8 @@ pub enum AccountEvent {
     },
     /// The bank set a new overdraft limit (≥ 0, and at least the current overdraft).
     OverdraftLimitChanged { overdraft_limit: i64 },
+    /// The holder's personal data changed: the sealed fields given replace the old ones.
+    HolderChanged { holder: SealedHolder },
 }
 
 impl AccountEvent {
@@ -153,6 +162,7 @@ impl AccountEvent {
             AccountEvent::AccountUnfrozen { .. } => "AccountUnfrozen",
             AccountEvent::AccountClosed { .. } => "AccountClosed",
             AccountEvent::OverdraftLimitChanged { .. } => "OverdraftLimitChanged",
+            AccountEvent::HolderChanged { .. } => "HolderChanged",
         }
     }
 
@@ -160,6 +170,9 @@ impl AccountEvent {
     pub fn schema_version(&self) -> u32 {
         match self {
             AccountEvent::TransferCredited { debit: Some(_), .. } => 2,
+            AccountEvent::AccountOpened {
+                holder: Some(_), ..
+            } => 2,
             _ => 1,
         }
     }
@@ -195,6 +208,14 @@ impl AccountEvent {
                 owner_id: d.owner_id,
                 currency: d.currency,
                 overdraft_limit: d.overdraft_limit,
+                holder: None,
+            }),
+            // version 2 adds the holder's sealed personal data
+            ("AccountOpened", 2) => read.v1(|d: v2::AccountOpened| AccountEvent::AccountOpened {
+                owner_id: d.owner_id,
+                currency: d.currency,
+                overdraft_limit: d.overdraft_limit,
+                holder: Some(d.holder),
             }),
             ("FundsDeposited", 1) => read.v1(|d: v1::FundsMoved| AccountEvent::FundsDeposited {
                 amount: d.amount,
@@ -270,6 +291,9 @@ impl AccountEvent {
                         overdraft_limit: d.overdraft_limit,
                     },
                 )
+            }
+            ("HolderChanged", 1) => {
+                read.v1(|d: v1::HolderChanged| AccountEvent::HolderChanged { holder: d.holder })
             }
             _ => Err(CodecError::UnsupportedSchemaVersion {
                 event_type: known.to_owned(),
@@ -390,6 +414,12 @@ mod v1 {
         pub overdraft_limit: i64,
     }
 
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct HolderChanged {
+        pub holder: crate::holder::SealedHolder,
+    }
+
     /// `AccountFrozen`, `AccountUnfrozen` and `AccountClosed`.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -404,6 +434,16 @@ mod v2 {
     use chrono::{DateTime, Utc};
     use serde::Deserialize;
     use uuid::Uuid;
+
+    /// Version 1 plus the holder's sealed personal data.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct AccountOpened {
+        pub owner_id: String,
+        pub currency: crate::currency::Currency,
+        pub overdraft_limit: i64,
+        pub holder: crate::holder::SealedHolder,
+    }
 
     /// Version 1 plus the debit's origin.
     #[derive(Deserialize)]

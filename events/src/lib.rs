@@ -5,6 +5,8 @@
 //! - [`account`]: the account event payloads [`AccountEvent`], their versioned JSON
 //!   `data` and [`ALL_EVENT_TYPES`] (one JSON Schema each in `schemas/events/`).
 //! - [`currency`]: ISO 4217 codes, [`Currency`].
+//! - [`holder`]: [`SealedHolder`], the account holder's personal fields as the log carries them
+//!   (sealed by the gateway; never plain text).
 //! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
 //! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
 //! - [`wire`]: instants with microseconds and [`CodecError`], below the envelope and the events.
@@ -35,6 +37,7 @@ pub mod cursor;
 pub mod durability;
 pub mod envelope;
 pub mod hash;
+pub mod holder;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "kafka")]
@@ -61,6 +64,7 @@ pub use currency::{Currency, CurrencyError};
 pub use cursor::{CursorError, LogCursor};
 pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
+pub use holder::{HOLDER_FIELDS, SealedHolder, looks_sealed};
 #[cfg(feature = "kafka")]
 pub use kafka::{Groups, KafkaSettings, Topics};
 pub use position::{Position, PositionError};

@@ -1,9 +1,14 @@
 //! The typed account events against their JSON `data`: round trips, optional
 //! fields, and rejection of unknown types, versions and malformed payloads.
 
-use logbook_events::{ALL_EVENT_TYPES, AccountEvent, CodecError, Currency, DebitOrigin};
+use logbook_events::{
+    ALL_EVENT_TYPES, AccountEvent, CodecError, Currency, DebitOrigin, SealedHolder,
+};
 use serde_json::json;
 use uuid::Uuid;
+
+/// A well-formed sealed value (the events crate checks shapes, not cryptography).
+const SEALED: &str = "enc1.0193a5c2-7d1e-7c3a-9f00-000000000001.AAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// One event of every type, with and without optional fields.
 fn samples() -> Vec<AccountEvent> {
@@ -14,6 +19,7 @@ fn samples() -> Vec<AccountEvent> {
             owner_id: "o-1".into(),
             currency: eur,
             overdraft_limit: 0,
+            holder: None,
         },
         AccountEvent::FundsDeposited {
             amount: 5,
@@ -76,6 +82,22 @@ fn samples() -> Vec<AccountEvent> {
         AccountEvent::OverdraftLimitChanged {
             overdraft_limit: 500,
         },
+        AccountEvent::AccountOpened {
+            owner_id: "o-2".into(),
+            currency: eur,
+            overdraft_limit: 0,
+            holder: Some(SealedHolder {
+                name: Some(SEALED.into()),
+                ..SealedHolder::default()
+            }),
+        },
+        AccountEvent::HolderChanged {
+            holder: SealedHolder {
+                email: Some(SEALED.into()),
+                birth_date: Some(SEALED.into()),
+                ..SealedHolder::default()
+            },
+        },
     ]
 }
 
@@ -89,9 +111,13 @@ fn every_type_round_trips_through_data() {
         );
     }
     for event in events {
-        // TransferCredited is written at version 2 when it knows its debit's origin
+        // TransferCredited is written at version 2 when it knows its debit's origin, and
+        // AccountOpened when it carries a holder
         let expected = match &event {
             AccountEvent::TransferCredited { debit: Some(_), .. } => 2,
+            AccountEvent::AccountOpened {
+                holder: Some(_), ..
+            } => 2,
             _ => 1,
         };
         assert_eq!(event.schema_version(), expected);

@@ -39,6 +39,7 @@ fn arb_envelope() -> impl Strategy<Value = EventEnvelope> {
                         owner_id: "o".into(),
                         currency: Currency::parse(&cur).expect("valid"),
                         overdraft_limit: amount,
+                        holder: None,
                     }
                 } else {
                     AccountEvent::FundsWithdrawn {

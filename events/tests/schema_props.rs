@@ -36,6 +36,7 @@ fn arb_event() -> impl Strategy<Value = AccountEvent> {
                 owner_id: o,
                 currency: c,
                 overdraft_limit: l,
+                holder: None,
             }
         }),
         (amount.clone(), balance, text(140)).prop_map(|(amount, balance_after, reference)| {

@@ -68,6 +68,11 @@ fn envelope(sequence: u64, event: &AccountEvent) -> EventEnvelope {
 
 /// Representative events of every type: optional fields absent and present,
 /// amounts and limits at both ends of their ranges, negative balances.
+/// A sealed value of the shape the gateway writes (`enc1.<key id>.<base64url>`).
+fn sealed() -> String {
+    format!("enc1.{}.{}", Uuid::new_v4(), "Ab9_-".repeat(12))
+}
+
 fn representative_events() -> Vec<AccountEvent> {
     let long = |n: usize| Some("é".repeat(n));
     let (t, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -76,11 +81,13 @@ fn representative_events() -> Vec<AccountEvent> {
             owner_id: "u".into(),
             currency: eur(),
             overdraft_limit: 0,
+            holder: None,
         },
         AccountEvent::AccountOpened {
             owner_id: "o".repeat(128),
             currency: Currency::parse("JPY").expect("valid"),
             overdraft_limit: MAX_AMOUNT,
+            holder: None,
         },
         AccountEvent::FundsDeposited {
             amount: 1,
@@ -169,6 +176,23 @@ fn representative_events() -> Vec<AccountEvent> {
         AccountEvent::OverdraftLimitChanged { overdraft_limit: 0 },
         AccountEvent::OverdraftLimitChanged {
             overdraft_limit: MAX_AMOUNT,
+        },
+        AccountEvent::AccountOpened {
+            owner_id: "c-1".into(),
+            currency: eur(),
+            overdraft_limit: 0,
+            holder: Some(logbook_events::SealedHolder {
+                name: Some(sealed()),
+                email: Some(sealed()),
+                address: Some(sealed()),
+                birth_date: Some(sealed()),
+            }),
+        },
+        AccountEvent::HolderChanged {
+            holder: logbook_events::SealedHolder {
+                address: Some(sealed()),
+                ..Default::default()
+            },
         },
     ]
 }

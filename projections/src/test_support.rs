@@ -38,6 +38,7 @@ pub fn opened(owner: &str) -> AccountEvent {
         owner_id: owner.into(),
         currency: eur(),
         overdraft_limit: 0,
+        holder: None,
     }
 }
 

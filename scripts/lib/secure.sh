@@ -240,6 +240,7 @@ secure_env_file() {
       echo "LOGBOOK_DATABASE_PASSWORD_FILE=$dbpass"
     fi
     echo "LOGBOOK_JWT_SECRET_FILE=$WORK/secrets/jwt-secret"
+    echo "LOGBOOK_KEK_FILE=$WORK/secrets/kek"
     echo "LOGBOOK_TOPIC_REPLICATION_FACTOR=1"
     echo "LOGBOOK_TOPIC_PREFIX=$TOPIC_PREFIX"
     echo "LOGBOOK_ENVIRONMENT=development"

@@ -64,6 +64,8 @@ ensure_secrets() {
   chmod 700 "$WORK/secrets"
   [ -s "$WORK/secrets/jwt-secret" ] || random_secret >"$WORK/secrets/jwt-secret"
   [ -s "$WORK/secrets/db-password" ] || random_secret >"$WORK/secrets/db-password"
+  # the key-encryption key of the holders' personal data: 32 random bytes, base64
+  [ -s "$WORK/secrets/kek" ] || head -c 32 /dev/urandom | base64 >"$WORK/secrets/kek"
   chmod 600 "$WORK/secrets/"*
 }
 
@@ -273,6 +275,7 @@ LOGBOOK_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 LOGBOOK_DATABASE_URL=postgres://logbook@127.0.0.1:$PG_PORT/logbook
 LOGBOOK_DATABASE_PASSWORD_FILE=$WORK/secrets/db-password
 LOGBOOK_JWT_SECRET_FILE=$WORK/secrets/jwt-secret
+LOGBOOK_KEK_FILE=$WORK/secrets/kek
 LOGBOOK_TOPIC_REPLICATION_FACTOR=1
 LOGBOOK_ENVIRONMENT=development
 EOF

@@ -43,6 +43,8 @@ pub struct TestEnv {
     pub database_name: String,
     pub database_password: Option<Secret>,
     pub jwt_secret: Secret,
+    /// This environment's key-encryption key of personal data.
+    pub kek: [u8; 32],
     pub partitions: i32,
     /// The `LOGBOOK_*` settings of the servers this environment lives on.
     pub services: HashMap<String, String>,
@@ -112,6 +114,7 @@ impl TestEnv {
             database_name,
             database_password: password,
             jwt_secret: Secret::new(format!("test-jwt-{id}")),
+            kek: random_kek(),
             partitions,
             services: vars.clone(),
             _cleanup: cleanup,
@@ -155,6 +158,9 @@ impl TestEnv {
             database.password = self.database_password.clone();
         }
         http(&mut settings).jwt.secret = Some(self.jwt_secret.clone());
+        http(&mut settings).kek = Some(logbook_api::settings::security::KekSettings {
+            keys: vec![self.kek],
+        });
         settings
     }
 
@@ -206,11 +212,18 @@ impl TestEnv {
             .env("LOGBOOK_TOPIC_PREFIX", &self.kafka.topic_prefix)
             .env("LOGBOOK_DATABASE_URL", &self.database_url)
             .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
+            .env("LOGBOOK_KEK", self.kek_base64())
             .env("LOGBOOK_ENVIRONMENT", "development");
         if let Some(file) = self.services.get("LOGBOOK_DATABASE_PASSWORD_FILE") {
             command.env("LOGBOOK_DATABASE_PASSWORD_FILE", file);
         }
         command
+    }
+
+    /// The key-encryption key as `LOGBOOK_KEK` takes it.
+    pub fn kek_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(self.kek)
     }
 
     /// Where a child process named `name` writes its log.
@@ -389,6 +402,14 @@ pub fn logbook_binary() -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// 32 random bytes (two v4 UUIDs) for a test's key-encryption key.
+fn random_kek() -> [u8; 32] {
+    let mut kek = [0u8; 32];
+    kek[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    kek[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    kek
 }
 
 #[cfg(test)]

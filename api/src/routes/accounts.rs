@@ -31,6 +31,7 @@ pub struct OpenAccountBody {
     pub currency: String,
     pub overdraft_limit: Option<i64>,
     pub account_id: Option<Uuid>,
+    pub holder: Option<crate::personal::HolderInput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +97,7 @@ fn accepted_example() -> serde_json::Value {
 /// POST /v1/accounts
 #[utoipa::path(post, path = "/v1/accounts", tag = "commands",
     summary = "Open an account",
-    description = "Opens an account for `owner_id` in one currency. A customer opens accounts for itself only.",
+    description = "Opens an account for `owner_id` in one currency, optionally with the holder's personal data (encrypted with the owner's data key before it leaves the gateway). A customer opens accounts for itself only.",
     request_body(content = ref("#/components/schemas/OpenAccount"), content_type = "application/json",
         description = "schemas/commands/open-account.json"),
     responses((status = 201, description = "Opened; `Location` names the account.", body = Accepted,
@@ -130,10 +131,26 @@ pub async fn open_account(
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     // A retried open (same Idempotency-Key) names the same account: the id kept with the key.
     let account_id = body.account_id.unwrap_or_else(|| request.resource_id());
+    let holder = match &body.holder {
+        Some(input) => {
+            let (command_id, _) = request.identity();
+            let sealed = super::personal::seal(
+                &state,
+                &body.owner_id,
+                account_id,
+                command_id,
+                input,
+                "/holder",
+            );
+            Some(sealed.await?)
+        }
+        None => None,
+    };
     let command = AccountCommand::Open {
         owner_id: body.owner_id,
         currency,
         overdraft_limit,
+        holder,
     };
     let accepted = execute(&state, request, account_id, command).await?;
     let location = format!("/v1/accounts/{account_id}");

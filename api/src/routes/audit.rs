@@ -356,6 +356,7 @@ mod tests {
                 owner_id: "o".into(),
                 currency: Currency::parse("EUR").expect("currency"),
                 overdraft_limit: 0,
+                holder: None,
             },
         );
         let deposit = event(

@@ -6,6 +6,7 @@
 //! - [`queries`]: accounts, ledger lines; [`audit`]: the auditors' history, as-of state and
 //!   chain verification; [`events`]: the analysts' NDJSON stream;
 //! - [`admin`]: projections and rebuilds; [`security_trail`]: the security audit trail;
+//! - [`personal`]: the holder's personal data (change, erasure) and its sealing;
 //! - [`health`]: liveness, readiness, metrics.
 
 pub mod accounts;
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod personal;
 pub mod queries;
 pub mod security_trail;
 pub mod transfers;
@@ -47,6 +49,7 @@ pub(crate) fn command_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::close))
         .routes(routes!(accounts::set_overdraft_limit))
         .routes(routes!(transfers::create))
+        .merge(personal::command_routes())
 }
 
 /// Every other `/v1` endpoint: queries, audit, admin. Register a documented handler with
@@ -57,6 +60,7 @@ pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::projections))
         .routes(routes!(admin::start_rebuild))
         .routes(routes!(security_trail::list))
+        .merge(personal::admin_routes())
         .merge(queries::routes())
         .merge(audit::routes())
         .merge(events::routes())

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use super::extract::AccountId;
 use super::require;
 use crate::auth::Principal;
+use crate::personal::HolderView;
 use crate::policy::{Access, Action, access};
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
@@ -45,12 +46,32 @@ pub enum AccountOrStatus {
     Status(StatusView),
 }
 
+/// One account with its holder's personal data as the caller may see it (`GET
+/// /v1/accounts/{id}` only; listings leave the holder out).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountWithHolder<T> {
+    #[serde(flatten)]
+    pub account: T,
+    /// Absent when the account has no holder data or the caller may see none of it; support
+    /// sees the name only; `{"erased": true}` once the owner's data was erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<HolderView>,
+}
+
 fn account_example() -> serde_json::Value {
     json!({
         "account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001", "owner_id": "alice",
         "currency": "EUR", "balance": 2500, "overdraft_limit": 0, "status": "active",
         "version": 2, "opened_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:05:00Z"
     })
+}
+
+fn account_with_holder_example() -> serde_json::Value {
+    let mut example = account_example();
+    example["holder"] = json!({"name": "Ada Lovelace", "email": "ada@example.org",
+        "address": {"lines": ["12 St James's Square"], "postal_code": "SW1Y 4JH", "city": "London", "country": "GB"},
+        "birth_date": "1985-12-10"});
+    example
 }
 
 /// Query string of a single read.
@@ -149,8 +170,8 @@ impl View {
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "queries", summary = "One account",
     params(("id" = Uuid, Path, description = "Account id"),
         ("min_position" = Option<String>, Query, description = "Wait until the read model has this position (from a command answer)")),
-    responses((status = 200, description = "The account (support sees status and currency only).",
-        body = AccountOrStatus, example = json!(account_example()))))]
+    responses((status = 200, description = "The account (support sees status, currency and the holder's name only) and its holder as the caller may see it.",
+        body = AccountWithHolder<AccountOrStatus>, example = json!(account_with_holder_example()))))]
 pub async fn get_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,9 +185,24 @@ pub async fn get_account(
     reject_invalid(errors)?;
     let pool = read_model(&state, position).await?;
     let account = visible_account(pool, id, &principal, view.access()).await?;
+    let holder = match &state.personal {
+        Some(store) => crate::personal::view(store, id, account.holder.as_deref(), principal.role)
+            .await
+            .map_err(ApiError::internal)?,
+        // no key ring: sealed data cannot be opened here, but whether there is any is no secret
+        None => account
+            .holder
+            .as_ref()
+            .filter(|_| principal.role != crate::auth::Role::Analyst)
+            .map(|_| HolderView::unavailable()),
+    };
     Ok(match view {
-        View::Full(_) => Json(account).into_response(),
-        View::Status(_) => Json(StatusView::from(account)).into_response(),
+        View::Full(_) => Json(AccountWithHolder { account, holder }).into_response(),
+        View::Status(_) => Json(AccountWithHolder {
+            account: StatusView::from(account),
+            holder,
+        })
+        .into_response(),
     })
 }
 

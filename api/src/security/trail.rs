@@ -68,12 +68,18 @@ impl Kind {
             StatusCode::UNAUTHORIZED => Some(Kind::AuthenticationFailed),
             StatusCode::FORBIDDEN => Some(Kind::PermissionDenied),
             StatusCode::TOO_MANY_REQUESTS => Some(Kind::RateLimited),
-            s if s.is_success() && path.starts_with("/v1/admin/") && method != Method::GET => {
+            s if s.is_success() && is_admin_path(path) && method != Method::GET => {
                 Some(Kind::AdminAction)
             }
             _ => None,
         }
     }
+}
+
+/// Paths whose successful changes are admin actions: `/v1/admin/…` and owner erasures.
+fn is_admin_path(path: &str) -> bool {
+    path.starts_with("/v1/admin/")
+        || (path.starts_with("/v1/owners/") && path.ends_with("/erasure"))
 }
 
 /// One entry of the trail.
@@ -387,6 +393,10 @@ mod tests {
         assert_eq!(
             of(Method::GET, "/v1/accounts/x", 429),
             Some(Kind::RateLimited)
+        );
+        assert_eq!(
+            of(Method::POST, "/v1/owners/c-1/erasure", 200),
+            Some(Kind::AdminAction)
         );
         assert_eq!(
             of(Method::POST, "/v1/admin/projections/ledger/rebuild", 202),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args as ClapArgs;
 
 use super::SettingsError;
-use super::security::{JwtArgs, JwtSettings, TlsArgs, TlsSettings};
+use super::security::{JwtArgs, JwtSettings, KekArgs, KekSettings, TlsArgs, TlsSettings};
 use crate::limits::{LimitArgs, Limits};
 use crate::ratelimit::{Quota, Quotas};
 
@@ -48,6 +48,8 @@ pub struct HttpArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub kek: KekArgs,
 }
 
 /// Resolved HTTP settings.
@@ -56,6 +58,8 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     pub jwt: JwtSettings,
     pub tls: Option<TlsSettings>,
+    /// Key-encryption keys of personal data; `None`: personal data is refused.
+    pub kek: Option<KekSettings>,
     /// Origins allowed by CORS; empty: CORS off.
     pub cors_origins: Vec<String>,
     pub limits: Limits,
@@ -74,6 +78,7 @@ impl HttpArgs {
                 .ok_or(SettingsError::Missing("LOGBOOK_HTTP_ADDR"))?,
             jwt: self.jwt.resolve()?,
             tls: self.tls.tls()?,
+            kek: self.kek.resolve()?,
             cors_origins: self
                 .cors_origins
                 .split(',')

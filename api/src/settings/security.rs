@@ -10,6 +10,72 @@ use logbook_events::Secret;
 use crate::auth::{JwtAlgorithm, JwtOptions, MAX_LEEWAY_SECONDS};
 use crate::settings::SettingsError;
 
+/// The key-encryption keys of personal data, the current one first (never printed).
+#[derive(Clone, Default)]
+pub struct KekSettings {
+    pub keys: Vec<[u8; crate::personal::crypto::KEY_LEN]>,
+}
+
+impl std::fmt::Debug for KekSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KekSettings({} keys, ***)", self.keys.len())
+    }
+}
+
+/// The key-encryption keys that wrap the account holders' data keys (docs/security.md,
+/// "Personal data"). Without one, requests carrying personal data are refused.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(next_help_heading = "Personal data")]
+pub struct KekArgs {
+    /// Key-encryption key: 32 random bytes in base64 (`openssl rand -base64 32`).
+    #[arg(long, env = "LOGBOOK_KEK", hide_env_values = true)]
+    pub kek: Option<String>,
+    #[arg(long, env = "LOGBOOK_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+    /// Earlier key-encryption keys (comma- or newline-separated), still needed to unwrap keys
+    /// until `logbook keys rotate` has rewrapped them under the current one.
+    #[arg(long, env = "LOGBOOK_KEK_PREVIOUS", hide_env_values = true)]
+    pub kek_previous: Option<String>,
+    #[arg(long, env = "LOGBOOK_KEK_PREVIOUS_FILE")]
+    pub kek_previous_file: Option<PathBuf>,
+}
+
+impl KekArgs {
+    /// The keys, or `None` when no current key is configured.
+    pub fn resolve(&self) -> Result<Option<KekSettings>, SettingsError> {
+        let parse = |text: &str| {
+            crate::personal::crypto::parse_kek(text)
+                .map_err(|e| SettingsError::Invalid(format!("LOGBOOK_KEK: {e}")))
+        };
+        let current = super::secret("LOGBOOK_KEK", &self.kek, &self.kek_file)?
+            .filter(|s| !s.expose().trim().is_empty());
+        let previous = super::secret(
+            "LOGBOOK_KEK_PREVIOUS",
+            &self.kek_previous,
+            &self.kek_previous_file,
+        )?;
+        let Some(current) = current else {
+            if previous.is_some_and(|p| !p.expose().trim().is_empty()) {
+                return Err(SettingsError::Invalid(
+                    "LOGBOOK_KEK_PREVIOUS needs LOGBOOK_KEK (the current key)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut keys = vec![parse(current.expose())?];
+        if let Some(previous) = previous {
+            for text in previous
+                .expose()
+                .split([',', '\n'])
+                .filter(|t| !t.trim().is_empty())
+            {
+                keys.push(parse(text)?);
+            }
+        }
+        Ok(Some(KekSettings { keys }))
+    }
+}
+
 /// The certificate chain and key of the HTTPS listener.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {

@@ -4,7 +4,7 @@
 //! Commands travel on `logbook.commands` as JSON tagged by `type`, e.g.
 //! `{"type":"deposit","amount":500,"reference":"salary"}`.
 
-use logbook_events::{Currency, DebitOrigin};
+use logbook_events::{Currency, DebitOrigin, SealedHolder};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,11 +19,14 @@ use super::{MAX_AMOUNT, MAX_OWNER_ID_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHAR
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccountCommand {
-    /// Create the account with a fixed currency and an overdraft limit.
+    /// Create the account with a fixed currency and an overdraft limit, and optionally the
+    /// holder's personal data (sealed by the gateway).
     Open {
         owner_id: String,
         currency: Currency,
         overdraft_limit: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<SealedHolder>,
     },
     /// Pay money in.
     Deposit {
@@ -86,6 +89,8 @@ pub enum AccountCommand {
     },
     /// Set how far below zero the balance may go (a credit decision of the bank).
     SetOverdraftLimit { overdraft_limit: i64 },
+    /// Replace the holder's personal fields that `holder` gives (sealed by the gateway).
+    ChangeHolder { holder: SealedHolder },
 }
 
 impl AccountCommand {
@@ -103,6 +108,7 @@ impl AccountCommand {
             AccountCommand::Unfreeze { .. } => "unfreeze",
             AccountCommand::Close { .. } => "close",
             AccountCommand::SetOverdraftLimit { .. } => "set_overdraft_limit",
+            AccountCommand::ChangeHolder { .. } => "change_holder",
         }
     }
 
@@ -125,6 +131,7 @@ impl AccountCommand {
             AccountCommand::Open {
                 owner_id,
                 overdraft_limit,
+                holder,
                 ..
             } => {
                 let chars = owner_id.chars().count();
@@ -134,8 +141,9 @@ impl AccountCommand {
                 if !(0..=MAX_AMOUNT).contains(overdraft_limit) {
                     return Err(DomainError::InvalidOverdraftLimit);
                 }
-                Ok(())
+                holder.as_ref().map_or(Ok(()), check_holder)
             }
+            AccountCommand::ChangeHolder { holder } => check_holder(holder),
             AccountCommand::Deposit { amount, reference }
             | AccountCommand::Withdraw { amount, reference } => {
                 check_amount(*amount)?;
@@ -211,6 +219,26 @@ impl AccountCommand {
 
 fn invalid(field: &'static str, problem: &'static str) -> DomainError {
     DomainError::InvalidField { field, problem }
+}
+
+/// A holder must give at least one field, and every field sealed: personal data never enters
+/// the log in plain text, whoever produces the command.
+fn check_holder(holder: &SealedHolder) -> Result<(), DomainError> {
+    if holder.is_empty() {
+        return Err(invalid("holder", "must give at least one field"));
+    }
+    match holder.first_unsealed() {
+        Some(field) => Err(DomainError::InvalidField {
+            field: match field {
+                "name" => "holder/name",
+                "email" => "holder/email",
+                "address" => "holder/address",
+                _ => "holder/birth_date",
+            },
+            problem: "must be sealed by the gateway, never plain text",
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_amount(amount: i64) -> Result<(), DomainError> {

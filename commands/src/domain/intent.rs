@@ -30,10 +30,12 @@ pub fn command_of(account: &Account, event: &AccountEvent) -> Option<AccountComm
             owner_id,
             currency,
             overdraft_limit,
+            holder,
         } => AccountCommand::Open {
             owner_id,
             currency,
             overdraft_limit,
+            holder,
         },
         AccountEvent::FundsDeposited {
             amount, reference, ..
@@ -93,6 +95,7 @@ pub fn command_of(account: &Account, event: &AccountEvent) -> Option<AccountComm
         AccountEvent::OverdraftLimitChanged { overdraft_limit } => {
             AccountCommand::SetOverdraftLimit { overdraft_limit }
         }
+        AccountEvent::HolderChanged { holder } => AccountCommand::ChangeHolder { holder },
     };
     Some(command)
 }
@@ -131,6 +134,7 @@ mod tests {
             owner_id: "o".into(),
             currency: Currency::parse("EUR").expect("EUR"),
             overdraft_limit: 0,
+            holder: None,
         };
         for event in decide(&account, &open).expect("opens") {
             apply(&mut account, &event);

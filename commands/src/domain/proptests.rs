@@ -39,7 +39,7 @@ fn command() -> impl Strategy<Value = AccountCommand> {
     let transfer_id = prop_oneof![9 => Just(Uuid::from_u128(7)), 1 => Just(Uuid::nil())];
     prop_oneof![
         2 => ("[a-z]{0,3}", currency(), prop_oneof![0i64..200, Just(-1), Just(MAX_AMOUNT)]).prop_map(
-            |(owner_id, currency, overdraft_limit)| AccountCommand::Open { owner_id, currency, overdraft_limit }
+            |(owner_id, currency, overdraft_limit)| AccountCommand::Open { owner_id, currency, overdraft_limit, holder: None }
         ),
         6 => (amount(), text(140)).prop_map(|(amount, reference)| AccountCommand::Deposit { amount, reference }),
         6 => (amount(), text(140)).prop_map(|(amount, reference)| AccountCommand::Withdraw { amount, reference }),
@@ -128,6 +128,7 @@ proptest! {
             owner_id: "o".into(),
             currency: Currency::parse("EUR").expect("valid"),
             overdraft_limit: 100,
+            holder: None,
         };
         for command in open_first.then_some(opening).into_iter().chain(commands) {
             let result = decide(&state, &command);

@@ -39,6 +39,7 @@ pub const MAX_TRANSFERS_IN_FLIGHT: usize = 1000;
 ///     owner_id: "alice".into(),
 ///     currency: Currency::parse("EUR").unwrap(),
 ///     overdraft_limit: 0,
+///     holder: None,
 /// };
 /// for event in decide(&account, &open).unwrap() {
 ///     apply(&mut account, &event);
@@ -60,6 +61,7 @@ pub fn decide(state: &Account, command: &AccountCommand) -> Result<Vec<AccountEv
             owner_id,
             currency,
             overdraft_limit,
+            holder,
         } => {
             if state.is_open() {
                 return Err(DomainError::AccountExists);
@@ -68,6 +70,7 @@ pub fn decide(state: &Account, command: &AccountCommand) -> Result<Vec<AccountEv
                 owner_id: owner_id.clone(),
                 currency: *currency,
                 overdraft_limit: *overdraft_limit,
+                holder: holder.clone(),
             }
         }
         AccountCommand::Deposit { amount, reference } => AccountEvent::FundsDeposited {
@@ -179,6 +182,12 @@ pub fn decide(state: &Account, command: &AccountCommand) -> Result<Vec<AccountEv
             }
             AccountEvent::OverdraftLimitChanged {
                 overdraft_limit: *overdraft_limit,
+            }
+        }
+        AccountCommand::ChangeHolder { holder } => {
+            usable(state)?;
+            AccountEvent::HolderChanged {
+                holder: holder.clone(),
             }
         }
         AccountCommand::Close { reason } => {

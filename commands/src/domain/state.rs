@@ -159,6 +159,7 @@ pub fn apply(state: &mut Account, event: &AccountEvent) {
             owner_id,
             currency,
             overdraft_limit,
+            ..
         } => {
             state.status = Some(AccountStatus::Active);
             state.currency = Some(*currency);
@@ -207,6 +208,8 @@ pub fn apply(state: &mut Account, event: &AccountEvent) {
         AccountEvent::OverdraftLimitChanged { overdraft_limit } => {
             state.overdraft_limit = *overdraft_limit;
         }
+        // personal data is the read side's: the rules never look at it
+        AccountEvent::HolderChanged { .. } => {}
     }
     state.version = state.version.saturating_add(1);
 }

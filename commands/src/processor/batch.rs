@@ -423,6 +423,7 @@ mod tests {
                     owner_id: "o".into(),
                     currency: eur,
                     overdraft_limit: 0,
+                    holder: None,
                 },
             ),
             command(
@@ -501,6 +502,7 @@ mod tests {
             owner_id: "alice".into(),
             currency: eur,
             overdraft_limit: 0,
+            holder: None,
         };
         let planned = plan(&state, &mut [command(account, Uuid::new_v4(), open)]);
         for ((partition, id), slot) in planned.overlay {

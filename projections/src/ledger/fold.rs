@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use logbook_events::{ACCOUNT_AGGREGATE, AccountEvent, EventEnvelope};
+use logbook_events::{ACCOUNT_AGGREGATE, AccountEvent, EventEnvelope, SealedHolder};
 use uuid::Uuid;
 
 use super::events::{check_balance, line_of, new_status, transfer_leg};
@@ -55,6 +55,12 @@ pub fn fold(prior: HashMap<Uuid, AccountRow>, slices: &mut [Slice]) -> LedgerRow
     folder.finish()
 }
 
+/// The `holder` column's JSON text of a sealed holder.
+fn holder_json(holder: &SealedHolder) -> String {
+    // a struct of optional strings always serializes
+    serde_json::to_string(holder).unwrap_or_default()
+}
+
 /// The account ids a batch touches (to load their current rows first).
 pub fn touched_accounts(slices: &[Slice]) -> Vec<Uuid> {
     let ids: BTreeSet<Uuid> = slices
@@ -97,6 +103,7 @@ impl Folder {
             owner_id,
             currency,
             overdraft_limit,
+            holder,
         } = &event
         {
             if *overdraft_limit < 0 {
@@ -116,6 +123,7 @@ impl Folder {
                     version: sequence,
                     opened_at: envelope.occurred_at,
                     updated_at: envelope.occurred_at,
+                    holder: holder.as_ref().map(holder_json),
                 },
             );
         } else {
@@ -147,6 +155,14 @@ impl Folder {
                 return Err(format!("OverdraftLimitChanged to {overdraft_limit}"));
             }
             account.overdraft_limit = *overdraft_limit;
+        }
+        if let AccountEvent::HolderChanged { holder } = event {
+            let before: SealedHolder = match &account.holder {
+                Some(json) => serde_json::from_str(json)
+                    .map_err(|e| format!("unreadable holder on account {id}: {e}"))?,
+                None => SealedHolder::default(),
+            };
+            account.holder = Some(holder_json(&before.merged(holder)));
         }
         if let Some(line) = line_of(envelope, event, sequence) {
             check_balance(account, &line, event)?;

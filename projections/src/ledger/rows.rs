@@ -15,6 +15,8 @@ pub struct AccountRow {
     pub version: i64,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The holder's sealed personal fields as a JSON object ([`logbook_events::SealedHolder`]).
+    pub holder: Option<String>,
 }
 
 /// What a ledger line records.

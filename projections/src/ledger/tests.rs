@@ -20,6 +20,7 @@ fn account_row(version: i64, balance: i64) -> AccountRow {
         version,
         opened_at: at(1),
         updated_at: at(version),
+        holder: None,
     }
 }
 

@@ -24,7 +24,7 @@ pub async fn load_accounts(
     }
     let sql = format!(
         "SELECT account_id, owner_id, currency, balance, overdraft_limit, status, version, \
-         opened_at, updated_at FROM {} WHERE account_id = ANY($1)",
+         opened_at, updated_at, holder FROM {} WHERE account_id = ANY($1)",
         sink.table("accounts")
     );
     let rows: Vec<AccountRow> = sqlx::query_as(&sql).bind(ids).fetch_all(conn).await?;
@@ -53,12 +53,13 @@ async fn write_accounts(
     let table = sink.table("accounts");
     let sql = format!(
         "INSERT INTO {table} (account_id, owner_id, currency, balance, overdraft_limit, status, \
-         version, opened_at, updated_at) \
+         version, opened_at, updated_at, holder) \
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
-         $6::text[], $7::int8[], $8::timestamptz[], $9::timestamptz[]) \
+         $6::text[], $7::int8[], $8::timestamptz[], $9::timestamptz[], $10::text[]) \
          ON CONFLICT (account_id) DO UPDATE SET balance = EXCLUDED.balance, \
          overdraft_limit = EXCLUDED.overdraft_limit, status = EXCLUDED.status, \
-         version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
+         version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
+         holder = EXCLUDED.holder \
          WHERE {table}.version < EXCLUDED.version"
     );
     sqlx::query(&sql)
@@ -71,6 +72,7 @@ async fn write_accounts(
         .bind(column(rows, |r| r.version))
         .bind(column(rows, |r| r.opened_at))
         .bind(column(rows, |r| r.updated_at))
+        .bind(column(rows, |r| r.holder.clone()))
         .execute(conn)
         .await?;
     Ok(())

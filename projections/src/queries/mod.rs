@@ -43,6 +43,11 @@ pub struct AccountView {
     pub version: i64,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The holder's sealed personal fields (JSON), never shown as such: the API opens them for
+    /// the callers allowed to see them.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub holder: Option<String>,
 }
 
 /// One ledger line.
@@ -104,7 +109,7 @@ pub struct AccountFilter {
 }
 
 const ACCOUNT_COLUMNS: &str = "account_id, owner_id, currency, balance, overdraft_limit, \
-     status, version, opened_at, updated_at";
+     status, version, opened_at, updated_at, holder";
 
 /// One account, if the projection has it.
 pub async fn account(pool: &PgPool, account_id: Uuid) -> Result<Option<AccountView>, sqlx::Error> {

@@ -121,6 +121,7 @@ impl Generator {
                 owner_id: owner,
                 currency,
                 overdraft_limit: 0,
+                holder: None,
             },
             out,
         );

@@ -174,6 +174,7 @@ async fn a_command_read_from_a_partition_its_key_does_not_belong_to_is_refused()
             owner_id: "o".into(),
             currency: logbook_events::Currency::parse("EUR").expect("EUR"),
             overdraft_limit: 0,
+            holder: None,
         },
         transfer: None,
     };

@@ -19,6 +19,7 @@ mod edge;
 mod exactly_once;
 mod exactly_once_topology;
 mod failover;
+mod personal_data;
 mod read_side;
 mod security;
 mod security_matrix;

@@ -11,6 +11,7 @@ fn open_creates_an_active_account() {
             owner_id: "owner-1".into(),
             currency: eur(),
             overdraft_limit: 50,
+            holder: None,
         })
         .then(&[opened(50)]);
     assert!(state.is_open());
@@ -30,6 +31,7 @@ fn open_on_an_existing_account_conflicts() {
             owner_id: "x".into(),
             currency: eur(),
             overdraft_limit: 0,
+            holder: None,
         })
         .then_error(DomainError::AccountExists);
 }
@@ -40,6 +42,7 @@ fn open_checks_owner_id_and_overdraft_limit() {
         owner_id,
         currency: eur(),
         overdraft_limit,
+        holder: None,
     };
     for bad in [String::new(), "é".repeat(129)] {
         given(&[])
@@ -55,6 +58,7 @@ fn open_checks_owner_id_and_overdraft_limit() {
             owner_id: "é".repeat(128),
             currency: eur(),
             overdraft_limit: MAX_AMOUNT,
+            holder: None,
         }]);
     for bad in [-1, MAX_AMOUNT + 1, i64::MIN] {
         given(&[])
@@ -222,4 +226,69 @@ fn every_error_has_a_stable_code_and_kind() {
     for (error, code, kind) in cases {
         assert_eq!((error.code(), error.kind()), (code, kind), "{error:?}");
     }
+}
+
+fn sealed_holder(field: &str) -> logbook_events::SealedHolder {
+    let mut holder = logbook_events::SealedHolder::default();
+    let value = format!("enc1.{}.{}", Uuid::from_u128(1), "A".repeat(40));
+    if let Some(slot) = holder.field_mut(field) {
+        *slot = Some(value);
+    }
+    holder
+}
+
+#[test]
+fn the_holder_travels_sealed_from_open_and_change_to_events() {
+    let holder = sealed_holder("name");
+    given(&[])
+        .when(AccountCommand::Open {
+            owner_id: "c-1".into(),
+            currency: eur(),
+            overdraft_limit: 0,
+            holder: Some(holder.clone()),
+        })
+        .then(&[AccountEvent::AccountOpened {
+            owner_id: "c-1".into(),
+            currency: eur(),
+            overdraft_limit: 0,
+            holder: Some(holder),
+        }]);
+    let change = sealed_holder("email");
+    given(&[opened(0), frozen()])
+        .when(AccountCommand::ChangeHolder {
+            holder: change.clone(),
+        })
+        .then(&[AccountEvent::HolderChanged { holder: change }]);
+}
+
+#[test]
+fn a_holder_in_plain_text_or_on_a_closed_account_is_refused() {
+    let plain = logbook_events::SealedHolder {
+        name: Some("Ada Lovelace".into()),
+        ..Default::default()
+    };
+    given(&[opened(0)])
+        .when(AccountCommand::ChangeHolder { holder: plain })
+        .then_error(DomainError::InvalidField {
+            field: "holder/name",
+            problem: "must be sealed by the gateway, never plain text",
+        });
+    given(&[opened(0)])
+        .when(AccountCommand::ChangeHolder {
+            holder: Default::default(),
+        })
+        .then_error(DomainError::InvalidField {
+            field: "holder",
+            problem: "must give at least one field",
+        });
+    given(&[opened(0), closed()])
+        .when(AccountCommand::ChangeHolder {
+            holder: sealed_holder("address"),
+        })
+        .then_error(DomainError::AccountClosed);
+    given(&[])
+        .when(AccountCommand::ChangeHolder {
+            holder: sealed_holder("address"),
+        })
+        .then_error(DomainError::AccountNotFound);
 }

@@ -65,6 +65,7 @@ pub(super) fn opened(overdraft_limit: i64) -> AccountEvent {
         owner_id: "owner-1".into(),
         currency: eur(),
         overdraft_limit,
+        holder: None,
     }
 }
 
@@ -164,6 +165,7 @@ pub(super) fn every_command() -> Vec<AccountCommand> {
             owner_id: "o".into(),
             currency: eur(),
             overdraft_limit: 0,
+            holder: None,
         },
         deposit(1),
         withdraw(1),
@@ -175,5 +177,11 @@ pub(super) fn every_command() -> Vec<AccountCommand> {
         AccountCommand::Unfreeze { reason: None },
         AccountCommand::Close { reason: None },
         AccountCommand::SetOverdraftLimit { overdraft_limit: 0 },
+        AccountCommand::ChangeHolder {
+            holder: logbook_events::SealedHolder {
+                name: Some(format!("enc1.{}.{}", Uuid::from_u128(1), "A".repeat(40))),
+                ..Default::default()
+            },
+        },
     ]
 }
