@@ -33,6 +33,9 @@ const MATRIX: &[(&str, [u16; 6])] = &[
     ("POST /v1/accounts/{F}/freeze",            [403, 200, 403, 403, 200, 200]),
     ("POST /v1/accounts/{F}/unfreeze",          [403, 200, 403, 403, 200, 200]),
     ("POST /v1/accounts/{C}/close",             [200, 403, 403, 403, 200, 200]),
+    // the holder's personal data: changed by the owner and the bank, erased by admins only
+    ("PATCH /v1/accounts/{A}/holder",           [200, 403, 403, 403, 200, 200]),
+    ("POST /v1/owners/nobody/erasure",          [403, 403, 403, 403, 403, 200]),
     ("GET /v1/accounts/{A}",                    [200, 200, 200, 403, 200, 200]),
     ("GET /v1/accounts?owner_id=alice",         [200, 200, 200, 403, 200, 200]),
     ("GET /v1/accounts/{A}/transactions",       [200, 403, 200, 403, 200, 200]),
@@ -54,6 +57,7 @@ const NOT_OWNER: &[(&str, u16)] = &[
     ("POST /v1/accounts/{A}/withdrawals", 404),
     ("POST /v1/transfers", 404),
     ("POST /v1/accounts/{C}/close", 404),
+    ("PATCH /v1/accounts/{A}/holder", 404),
     ("GET /v1/accounts/{A}", 404),
     ("GET /v1/accounts/{A}/transactions", 404),
     ("GET /v1/transfers/{T}", 404),
@@ -167,11 +171,13 @@ async fn call(
             json!({"from_account_id": fixture.a, "to_account_id": fixture.b, "amount": 1})
         }
         p if p.ends_with("/deposits") || p.ends_with("/withdrawals") => json!({"amount": 1}),
+        p if p.ends_with("/holder") => json!({"name": "Alice Example"}),
         _ => json!({}),
     };
     let mut request = match method {
         "GET" => app.client.get(app.url(&path)),
         "PUT" => app.client.put(app.url(&path)).json(&body),
+        "PATCH" => app.client.patch(app.url(&path)).json(&body),
         _ => app.client.post(app.url(&path)).json(&body),
     };
     if let Some(token) = token {
