@@ -125,6 +125,43 @@ async fn database_text(env: &TestEnv) -> Vec<(String, String)> {
     out
 }
 
+/// `logbook backup --all-topics`, then every file of the backup (segments decompressed).
+fn assert_backup_is_sealed(env: &TestEnv, person: &Person) {
+    let dir = logbook_tests::disaster::backup_folder(env);
+    let status = env
+        .logbook_command()
+        .args(["backup", "--all-topics", "--out"])
+        .arg(&dir)
+        .status()
+        .expect("logbook backup");
+    assert!(status.success());
+    let mut files = vec![dir.clone()];
+    let mut scanned = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("file");
+        let plain = zstd::decode_all(bytes.as_slice()).unwrap_or_default();
+        for content in [&bytes, &plain] {
+            assert_eq!(
+                person.found_in(content),
+                None,
+                "in backup file {}",
+                path.display()
+            );
+        }
+        scanned += usize::from(!plain.is_empty());
+    }
+    assert!(scanned > 0, "the backup has segments");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_is_sealed_everywhere_shown_by_role_and_erasable() {
     let env = TestEnv::new().await;
@@ -272,6 +309,7 @@ async fn personal_data_is_sealed_everywhere_shown_by_role_and_erasable() {
         "the export carries the sealed holder"
     );
     assert_eq!(person.found_in(&export), None, "in the analysts' export");
+    assert_backup_is_sealed(&env, &person);
     let history = http
         .raw(&auditor, &format!("/v1/audit/accounts/{account}/events"))
         .await;
