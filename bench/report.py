@@ -30,6 +30,8 @@ PARTS = {
     "copy": "copy.json",
     "backlog": "backlog.json",
     "produce_backlog": "produce-backlog.json",
+    "failover_small": "failover-empty.json",
+    "failover_backlog": "failover-backlog.json",
     "profile_logbook": "profile-logbook.json",
     "profile_kafka": "profile-kafka.json",
 }
@@ -121,6 +123,31 @@ def targets(p):
                      "met" if per_million <= 8 else f"missed: {fmt(per_million)} s per 1M ({which})",
                      cp and f"raw COPY of 1M events' rows would take {fmt(1e6 / cp['events_per_s'])} s" or ""))
         rows.append(memory_row(bl))
+    rows.extend(failover_rows(p))
+    return rows
+
+
+def failover_rows(p):
+    """SIGKILL of one of two processors: how long until the last of its partitions decides
+    again, per log length, with the restores the survivor ran for them."""
+    rows = []
+    events = (p.get("backlog") or {}).get("events")
+    for key, log in (("failover_small", "a log of a few hundred events"),
+                     ("failover_backlog", f"{fmt(events, 0)} events" if events else "the backlog")):
+        f = p.get(key)
+        if not f or f.get("failover_s") is None:
+            continue
+        restores = f.get("takeover_restores") or []
+        restored = (f"; the survivor restored {len(restores)} partitions of "
+                    f"{fmt(sum(r.get('events', 0) for r in restores), 0)} events in "
+                    f"{fmt(max((r.get('ms', 0) for r in restores), default=0) / 1000)} s (slowest)") if restores else ""
+        measured = (f"{fmt(f['failover_s'])} s until the last of {f['accounts']} probe commands was decided "
+                    f"({len(f.get('killed_partitions', []))} partitions taken over; {log}; first answer "
+                    f"{fmt(f['first_answer_s'])} s, median {fmt(f['median_answer_s'])} s){restored}")
+        rows.append((f"failover: processor SIGKILLed -> its partitions decide again ({log})",
+                     "measured, with the log length", measured,
+                     f"measured (bounded by session timeout {f['session_timeout_s']} s + transaction timeout "
+                     f"{f['transaction_timeout_s']} s + restore)", ""))
     return rows
 
 

@@ -286,6 +286,82 @@ processor_rss() {
   printf '%s %s' "$rss" "${heap:-0}"
 }
 
+# The partitions of the commands topic the processor logging to $1 owns now (its assignments
+# are incremental: cooperative-sticky), comma-separated.
+owned_partitions() {
+  python3 - "$1" <<'PY'
+import re, sys
+owned = set()
+for line in re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1]).read()).splitlines():
+    found = {int(p) for p in re.findall(r'commands", (\d+)', line)}
+    if "partitions assigned" in line:
+        owned |= found
+    elif "partitions revoked" in line:
+        owned -= found
+print(",".join(str(p) for p in sorted(owned)))
+PY
+}
+
+# Failover on the log of prefix $1 (database $2), written to $RUN/failover-$3.json: two
+# processors and a gateway; 64 accounts opened (every partition restored by its owner); then
+# SIGKILL of one processor and the same 64 opens at once: how long after the kill the last one
+# is decided (by the survivor, after the group's session timeout, the broker's abort of the
+# dead producer's open transaction and the restore). The survivor's restore lines give the
+# restore time per partition it took over.
+failover() {
+  local prefix="$1" url="$2" label="$3" a b serve port killed
+  lb_bg "$prefix" "$url" "$RUN/failover-$label-a.log" process
+  a=$!
+  lb_bg "$prefix" "$url" "$RUN/failover-$label-b.log" process
+  b=$!
+  port="$(free_port 18110)"
+  LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_COMMAND_TIMEOUT_MS=180000 \
+    LOGBOOK_HTTP_ADDR="127.0.0.1:$port" lb_bg "$prefix" "$url" "$RUN/failover-$label-serve.log" serve
+  serve=$!
+  wait_http "http://127.0.0.1:$port/health/ready"
+  # both processors own partitions before the kill (the group settles over a few rebalances)
+  local deadline=$((SECONDS + 90))
+  until [ -n "$(owned_partitions "$RUN/failover-$label-a.log")" ] &&
+    [ -n "$(owned_partitions "$RUN/failover-$label-b.log")" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the two processors never shared the partitions"
+    sleep 0.5
+  done
+  python3 -c 'import uuid; print("\n".join(str(uuid.uuid4()) for _ in range(64)))' >"$RUN/failover-$label-ids"
+  python3 "$ROOT/bench/failover_probe.py" warm --url "http://127.0.0.1:$port" \
+    --token-file "$RUN/token" --ids "$RUN/failover-$label-ids" || die "failover warm-up failed"
+  sleep 1
+  local owned
+  # settled: the owner of every partition has decided a command of it
+  owned="$(owned_partitions "$RUN/failover-$label-a.log")"
+  killed="$(now_s)"
+  kill -KILL "$a"
+  python3 "$ROOT/bench/failover_probe.py" after-kill --url "http://127.0.0.1:$port" \
+    --token-file "$RUN/token" --ids "$RUN/failover-$label-ids" --killed-at "$killed" \
+    --out "$RUN/failover-$label-probe.json" || die "failover probe failed"
+  wait "$a" 2>/dev/null || true
+  stop_pid "$serve"
+  stop_pid "$b"
+  python3 - "$RUN/failover-$label-probe.json" "$RUN/failover-$label-b.log" "$owned" \
+    "$RUN/failover-$label.json" <<'PY'
+import json, re, sys
+probe = json.load(open(sys.argv[1]))
+log = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[2]).read())
+killed = [int(p) for p in sys.argv[3].split(",") if p]
+restores = []
+for line in log.splitlines():
+    if "partition restored" in line:
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
+        restores.append({k: int(fields[k]) for k in ("partition", "events", "ms") if k in fields})
+taken_over = [r for r in restores if r.get("partition") in killed]
+probe.update({
+    "killed_partitions": killed,
+    "takeover_restores": taken_over[-len(killed):] if killed else [],
+    "session_timeout_s": 6, "transaction_timeout_s": 10,
+})
+json.dump(probe, open(sys.argv[4], "w"), indent=2)
+PY
+}
+
 phase_backlog() {
   local prefix="bench-$STAMP-backlog" url pid t0 ledger archive r0 r1 a1 b1 cpu empty full state
   local empty_heap full_heap state_heap
@@ -322,6 +398,9 @@ phase_backlog() {
   export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=100
   read -r state state_heap <<<"$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
   unset LOGBOOK_PROCESSOR_DEDUPE_CAPACITY
+  log "failover: SIGKILL of one of two processors, on the empty log and on the backlog"
+  failover "bench-$STAMP-empty" "$url" empty
+  failover "$prefix" "$url" backlog
   python3 - "$RUN/backlog.json" <<PY
 import json, sys
 events, accounts = $B_BACKLOG_EVENTS, $B_BACKLOG_ACCOUNTS
