@@ -3,7 +3,8 @@
 //! The gateway and the sagas produce a [`CommandEnvelope`] to `<prefix>.commands`, keyed by the
 //! aggregate id; the processor answers each with exactly one [`CommandResult`] on
 //! `<prefix>.command-results`, keyed by the command id, in the same Kafka transaction as the
-//! events the command caused.
+//! events the command caused: in the partition the envelope's `reply_partition` names (the one
+//! its gateway reads), or else the partition of the key.
 
 use chrono::{DateTime, Utc};
 use logbook_events::{Actor, DebitOrigin};
@@ -37,6 +38,11 @@ pub struct CommandEnvelope {
     /// a rejected step without keeping state of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferContext>,
+    /// The results partition the sending gateway reads: the processor writes the result there
+    /// (instead of the partition of its key), so that each gateway reads only its own share of
+    /// the results. Absent for commands nobody waits for over HTTP (the saga's steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_partition: Option<i32>,
 }
 
 /// What the transfer saga needs to know when a step's result comes back: the transfer and the
@@ -141,6 +147,7 @@ mod tests {
                 reference: None,
             },
             transfer: None,
+            reply_partition: None,
         };
         let decoded = CommandEnvelope::decode(&envelope.encode()).expect("decodes");
         assert_eq!(decoded, envelope);

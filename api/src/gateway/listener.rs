@@ -1,7 +1,11 @@
-//! The gateway's results listener: one consumer of every results partition (read_committed), on
-//! its own thread, that completes the waiting requests by command id. It starts at the current
-//! end of the results topic, once Kafka answers: until then the gateway refuses commands (503),
-//! so no result of a command it sent can be missed.
+//! The gateway's results listener: one consumer of this gateway's reply partition of the
+//! results topic (read_committed), on its own thread, that completes the waiting requests by
+//! command id. The reply partition is drawn at random when the listener connects; commands name
+//! it (`reply_partition`) and the processor writes their results there, so each gateway reads
+//! its share of the results, not all of them (two gateways may draw the same partition: each
+//! then skips the other's results). It starts at the partition's current end, once Kafka
+//! answers: until then the gateway refuses commands (503), so no result of a command it sent can
+//! be missed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -29,6 +33,8 @@ pub(super) struct Shared {
     pub(super) listening: AtomicBool,
     /// Partitions of the commands topic (the results topic has as many), 0 until known.
     pub(super) partitions: AtomicI32,
+    /// The results partition this gateway reads (its commands name it); set before `listening`.
+    pub(super) reply_partition: AtomicI32,
     pub(super) stop: AtomicBool,
 }
 
@@ -41,8 +47,9 @@ pub(super) fn run(kafka: KafkaSettings, waiters: Waiters, shared: Arc<Shared>) {
             return;
         }
         match positioned_consumer(&kafka) {
-            Ok((consumer, partitions)) => {
+            Ok((consumer, partitions, reply)) => {
                 shared.partitions.store(partitions, Ordering::Relaxed);
+                shared.reply_partition.store(reply, Ordering::Relaxed);
                 break consumer;
             }
             Err(error) => {
@@ -63,6 +70,7 @@ pub(super) fn run(kafka: KafkaSettings, waiters: Waiters, shared: Arc<Shared>) {
             Some(Ok(message)) => message,
         };
         outage.recovered();
+        metrics::counter!("logbook_gateway_results_read_total").increment(1);
         let Some(result) = message
             .payload()
             .and_then(|p| CommandResult::decode(p).ok())
@@ -85,11 +93,11 @@ pub(super) fn run(kafka: KafkaSettings, waiters: Waiters, shared: Arc<Shared>) {
     shared.listening.store(false, Ordering::Relaxed);
 }
 
-/// A consumer of every results partition, positioned at its current end, and the partition
-/// count.
+/// A consumer of one results partition drawn at random, positioned at its current end; the
+/// partition count and the partition drawn.
 fn positioned_consumer(
     kafka: &KafkaSettings,
-) -> Result<(BaseConsumer<Reporting>, i32), KafkaError> {
+) -> Result<(BaseConsumer<Reporting>, i32, i32), KafkaError> {
     let topic = kafka.topics().results;
     let consumer: BaseConsumer<Reporting> = kafka
         .client_config()
@@ -111,11 +119,10 @@ fn positioned_consumer(
             rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
         ));
     }
+    let reply = partitions[(Uuid::new_v4().as_u128() % partitions.len() as u128) as usize];
     let mut assignment = TopicPartitionList::new();
-    for partition in &partitions {
-        let high = consumer.fetch_watermarks(&topic, *partition, timeout)?.1;
-        assignment.add_partition_offset(&topic, *partition, Offset::Offset(high))?;
-    }
+    let high = consumer.fetch_watermarks(&topic, reply, timeout)?.1;
+    assignment.add_partition_offset(&topic, reply, Offset::Offset(high))?;
     consumer.assign(&assignment)?;
-    Ok((consumer, partitions.len() as i32))
+    Ok((consumer, partitions.len() as i32, reply))
 }

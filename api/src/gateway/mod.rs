@@ -194,7 +194,19 @@ impl Gateway {
         receiver: oneshot::Receiver<CommandResult>,
     ) -> Result<CommandResult, GatewayError> {
         let key = command.aggregate_id.to_string();
-        let payload = command.encode();
+        // the result comes back on the partition this gateway reads (known: it listens)
+        let reply = self.shared.reply_partition.load(Ordering::Relaxed);
+        // (set here, not when the listener connects: that may precede the metrics recorder)
+        metrics::gauge!("logbook_gateway_reply_partition").set(f64::from(reply));
+        let payload = if reply >= 0 {
+            CommandEnvelope {
+                reply_partition: Some(reply),
+                ..command.clone()
+            }
+            .encode()
+        } else {
+            command.encode()
+        };
         let mut headers = OwnedHeaders::new().insert(Header {
             key: "command_type",
             value: Some(command.command.name()),

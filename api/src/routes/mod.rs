@@ -156,6 +156,7 @@ pub async fn execute(
         traceparent: Some(request.traceparent.unwrap_or_else(new_traceparent)),
         command,
         transfer: None,
+        reply_partition: None,
     };
     let started = Instant::now();
     let result = state.commands.send(&envelope).await;

@@ -462,9 +462,12 @@ fn send_results(
             transfer: result.transfer,
         };
         let (key, payload) = (result.command_id.to_string(), record.encode());
-        let record = BaseRecord::with_opaque_to(topic, UNTRACKED)
+        let mut record = BaseRecord::with_opaque_to(topic, UNTRACKED)
             .key(&key)
             .payload(&payload);
+        if let Some(partition) = result.reply_partition {
+            record = record.partition(partition);
+        }
         send(client.producer(), record, timeout)?;
     }
     Ok(())

@@ -93,6 +93,7 @@ pub fn on_event(
             debit,
         },
         transfer: Some(context),
+        reply_partition: None,
     }))
 }
 
@@ -172,6 +173,7 @@ fn envelope_of(
         traceparent: None,
         command,
         transfer: Some(TransferContext { step, ..context }),
+        reply_partition: None,
     }
 }
 

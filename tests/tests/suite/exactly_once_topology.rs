@@ -177,6 +177,7 @@ async fn a_command_read_from_a_partition_its_key_does_not_belong_to_is_refused()
             holder: None,
         },
         transfer: None,
+        reply_partition: None,
     };
     let producer: FutureProducer = env.kafka.client_config().create().expect("producer");
     let (key, payload) = (account.to_string(), envelope.encode());

@@ -21,6 +21,7 @@ mod exactly_once_topology;
 mod failover;
 mod personal_data;
 mod read_side;
+mod results_routing;
 mod security;
 mod security_matrix;
 mod transfers;

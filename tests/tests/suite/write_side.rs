@@ -144,6 +144,7 @@ async fn a_command_sent_twice_is_applied_once() {
             reference: None,
         },
         transfer: None,
+        reply_partition: None,
     };
     let producer: FutureProducer = env
         .kafka
