@@ -32,10 +32,20 @@ pub struct Tally {
     pub retries: u64,
 }
 
+/// One answer as the timeline records it: seconds since the bank opened, the status (0 for no
+/// answer at all) and whether it was definite.
+pub type Sample = (f64, u16, bool);
+
 /// Accounts of the bank and the money put in to start with.
 #[derive(Debug, Clone)]
 pub struct Bank {
     pub base_url: String,
+    /// Every gateway's base URL: attempts go to them in turn, as through a load balancer
+    /// (`base_url` alone unless [`Bank::through`] names more).
+    pub gateways: Vec<String>,
+    /// Every answer (definite or not) with its time, for a timeline.
+    pub timeline: Arc<std::sync::Mutex<Vec<Sample>>>,
+    started: Instant,
     pub token: String,
     pub accounts: Vec<Uuid>,
     pub funded: i64,
@@ -51,6 +61,9 @@ impl Bank {
             .expect("client");
         let mut bank = Bank {
             base_url: base_url.to_string(),
+            gateways: vec![base_url.to_string()],
+            timeline: Arc::default(),
+            started: Instant::now(),
             token: token.to_string(),
             accounts: Vec::new(),
             funded: 0,
@@ -69,6 +82,23 @@ impl Bank {
             bank.accounts.push(id);
         }
         bank
+    }
+
+    /// The same bank, its requests spread over these gateways.
+    pub fn through(mut self, gateways: Vec<String>) -> Bank {
+        self.gateways = gateways;
+        self
+    }
+
+    /// Seconds since the bank was opened (the timeline's clock).
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn record(&self, status: u16, definite: bool) {
+        if let Ok(mut timeline) = self.timeline.lock() {
+            timeline.push((self.elapsed(), status, definite));
+        }
     }
 
     /// Runs `clients` clients until `stop` is set; returns what their definite answers said.
@@ -139,13 +169,17 @@ impl Bank {
     }
 
     async fn until_definite_counting(&self, path: &str, body: &Value) -> (u16, Value, u64) {
-        let key = Uuid::new_v4().to_string();
+        let key_id = Uuid::new_v4();
+        let key = key_id.to_string();
+        // a retry goes to the next gateway; intents start on any
+        let first = key_id.as_u128() as usize;
         let deadline = Instant::now() + Duration::from_secs(180);
         let mut retries = 0;
         loop {
+            let gateway = &self.gateways[(first + retries as usize) % self.gateways.len()];
             let response = self
                 .client
-                .post(format!("{}{path}", self.base_url))
+                .post(format!("{gateway}{path}"))
                 .bearer_auth(&self.token)
                 .header("Idempotency-Key", &key)
                 .json(body)
@@ -155,9 +189,13 @@ impl Bank {
                 let status = response.status().as_u16();
                 let answer: Value = response.json().await.unwrap_or(Value::Null);
                 let in_flight = answer["type"] == "urn:logbook:problem:idempotency_in_flight";
-                if matches!(status, 200 | 201 | 202 | 404 | 409 | 422) && !in_flight {
+                let definite = matches!(status, 200 | 201 | 202 | 404 | 409 | 422) && !in_flight;
+                self.record(status, definite);
+                if definite {
                     return (status, answer, retries);
                 }
+            } else {
+                self.record(0, false);
             }
             retries += 1;
             assert!(

@@ -76,10 +76,12 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}", &id[..16]);
         let kafka = services::kafka_settings(vars, &prefix);
+        // replication as the servers' settings say (3 and 2 on a three-node cluster)
+        let setting = |name: &str| vars.get(name).and_then(|v| v.parse().ok());
         let layout = TopicLayout {
             partitions,
-            replication_factor: 1,
-            min_insync_replicas: None,
+            replication_factor: setting("LOGBOOK_TOPIC_REPLICATION_FACTOR").unwrap_or(1),
+            min_insync_replicas: setting("LOGBOOK_TOPIC_MIN_INSYNC_REPLICAS"),
         };
         let topic_settings = kafka.clone();
         tokio::task::spawn_blocking(move || ensure_topics(&topic_settings, &layout))

@@ -16,6 +16,8 @@ pub struct PrivateServices {
     vars: HashMap<String, String>,
     /// Extra environment of every `scripts/dev` call (the topic prefix of a secure setup).
     script_env: Vec<(String, String)>,
+    /// The arguments of `scripts/dev services` these servers were started with.
+    args: Vec<String>,
 }
 
 impl PrivateServices {
@@ -32,6 +34,12 @@ impl PrivateServices {
         Self::start_with(name, &["--secure"], env)
     }
 
+    /// Starts a three-node Kafka cluster (each node broker and controller; replication factor
+    /// 3, `min.insync.replicas` 2) and PostgreSQL (`scripts/dev services --brokers 3`).
+    pub fn start_cluster(name: &str) -> PrivateServices {
+        Self::start_with(name, &["--brokers", "3"], Vec::new())
+    }
+
     fn start_with(name: &str, args: &[&str], script_env: Vec<(String, String)>) -> Self {
         let main_work = main_work_dir();
         let work = main_work.join("faults").join(format!(
@@ -43,10 +51,9 @@ impl PrivateServices {
             work,
             vars: HashMap::new(),
             script_env,
+            args: args.iter().map(|a| (*a).to_string()).collect(),
         };
-        let mut command = vec!["services"];
-        command.extend_from_slice(args);
-        services.dev(&command);
+        services.services();
         services.vars = read_env(&services.work.join("env"));
         services
     }
@@ -73,19 +80,28 @@ impl PrivateServices {
 
     /// Kills the broker with SIGKILL.
     pub fn kill_broker(&self) {
-        let pid = self.broker_pid();
-        signal("KILL", pid);
-        while Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| !stat.contains(") Z"))
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        kill_and_wait(self.broker_pid());
     }
 
-    /// Starts whatever is not running (a killed broker comes back on its port).
+    /// Starts whatever is not running (a killed broker or node comes back on its port).
     pub fn start_again(&self) {
-        self.dev(&["services"]);
+        self.services();
+    }
+
+    fn services(&self) {
+        let mut command = vec!["services"];
+        command.extend(self.args.iter().map(String::as_str));
+        self.dev(&command);
+    }
+
+    /// The process of node `id` (1, 2, 3) of a cluster (its Kafka `node.id`).
+    pub fn node_pid(&self, id: i32) -> i32 {
+        pid_from(&self.work.join(format!("kafka-cluster/node{id}/pid")))
+    }
+
+    /// Kills node `id` of a cluster with SIGKILL and waits until it is gone.
+    pub fn kill_node(&self, id: i32) {
+        kill_and_wait(self.node_pid(id));
     }
 
     /// Restarts PostgreSQL (fast shutdown, then start on the same port).
@@ -95,7 +111,7 @@ impl PrivateServices {
         while Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        self.dev(&["services"]);
+        self.services();
     }
 
     pub fn broker_pid(&self) -> i32 {
@@ -126,9 +142,17 @@ impl PrivateServices {
 
 impl Drop for PrivateServices {
     fn drop(&mut self) {
-        // a paused broker would not stop
-        if let Ok(pid) = std::fs::read_to_string(self.work.join("kafka/pid")) {
-            let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+        // a paused broker (or node) would not stop
+        let pids = [
+            "kafka/pid",
+            "kafka-cluster/node1/pid",
+            "kafka-cluster/node2/pid",
+            "kafka-cluster/node3/pid",
+        ];
+        for file in pids {
+            if let Ok(pid) = std::fs::read_to_string(self.work.join(file)) {
+                let _ = Command::new("kill").args(["-CONT", pid.trim()]).status();
+            }
         }
         self.dev(&["down"]);
         let _ = std::fs::remove_dir_all(&self.work);
@@ -178,6 +202,17 @@ fn pid_from(path: &Path) -> i32 {
         .next()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("no pid in {}", path.display()))
+}
+
+/// SIGKILL, then waits until the process is gone (or a zombie).
+fn kill_and_wait(pid: i32) {
+    signal("KILL", pid);
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Sends a signal by name (`STOP`, `CONT`, `KILL`, `INT`) to a process.

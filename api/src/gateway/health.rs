@@ -3,10 +3,13 @@
 //! partition. A command whose partition's leader is not connected is answered 503 at once
 //! (nothing was produced, the client may retry), instead of waiting out the command timeout.
 //!
-//! librdkafka connects to a broker only when it has work for it, and a gateway that refuses
-//! every command gives it none: after a broker restart it would stay disconnected for ever.
-//! So while any leader is unreachable, [`probe_while_unreachable`] asks for the commands
-//! topic's metadata once a second, which makes librdkafka connect again.
+//! librdkafka connects to a broker only when it has work for it (sparse connections), and a
+//! gateway that refuses every command gives it none: it would stay disconnected for ever from a
+//! leader it was not connected to when the leader came up (seen on a three-broker cluster: every
+//! command answered 503 after the brokers started together). So the gateway's producer keeps a
+//! connection to every broker (`enable.sparse.connections=false`), and while any leader is
+//! unreachable, [`probe_while_unreachable`] asks for the commands topic's metadata once a
+//! second, which makes librdkafka connect again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

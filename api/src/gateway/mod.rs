@@ -107,6 +107,10 @@ impl Gateway {
             .set("acks", "all")
             .set("linger.ms", "1")
             .set("partitioner", "murmur2_random")
+            // connected to every broker, not only to those it has work for: the health view
+            // refuses commands for a leader it is not connected to, so with sparse connections
+            // a gateway that started while a leader was away would never connect to it
+            .set("enable.sparse.connections", "false")
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("statistics.interval.ms", "1000")
             .create_with_context(health.clone())?;

@@ -15,7 +15,7 @@ use logbook_tests::read::models::{assert_equal_to_fresh_fold, wait_caught_up};
 use logbook_tests::services::PrivateServices;
 use logbook_tests::{TestEnv, log};
 
-const CATCH_UP: Duration = Duration::from_secs(120);
+pub(crate) const CATCH_UP: Duration = Duration::from_secs(120);
 
 async fn private(name: &'static str) -> PrivateServices {
     tokio::task::spawn_blocking(move || PrivateServices::start(name))
@@ -23,7 +23,7 @@ async fn private(name: &'static str) -> PrivateServices {
         .expect("join")
 }
 
-async fn settled(env: &TestEnv) -> Vec<(log::Record, logbook_events::EventEnvelope)> {
+pub(crate) async fn settled(env: &TestEnv) -> Vec<(log::Record, logbook_events::EventEnvelope)> {
     let kafka = env.kafka.clone();
     tokio::task::spawn_blocking(move || log::settled_events(&kafka, Duration::from_secs(120)))
         .await
@@ -72,7 +72,7 @@ async fn commits_left_unclear_by_a_paused_broker_are_never_applied_twice() {
 }
 
 /// One `logbook` role running as an OS process of its own, restarted after a kill.
-struct Child {
+pub(crate) struct Child {
     role: &'static str,
     name: String,
     vars: Vec<(&'static str, String)>,
@@ -81,7 +81,7 @@ struct Child {
 }
 
 impl Child {
-    fn start(
+    pub(crate) fn start(
         env: &TestEnv,
         role: &'static str,
         name: &str,
@@ -96,12 +96,20 @@ impl Child {
         }
     }
 
-    fn pid(&self) -> i32 {
+    /// The name of the running process (its log is `TestEnv::child_log` of it).
+    pub(crate) fn current_name(&self) -> String {
+        match self.restarts {
+            0 => self.name.clone(),
+            n => format!("{}-{n}", self.name),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
         self.process.id() as i32
     }
 
     /// SIGKILL, then a replacement with the same settings.
-    fn kill_and_replace(&mut self, env: &TestEnv) {
+    pub(crate) fn kill_and_replace(&mut self, env: &TestEnv) {
         let _ = self.process.kill();
         let _ = self.process.wait();
         self.restarts += 1;
@@ -109,7 +117,7 @@ impl Child {
         self.process = env.spawn_child_with(self.role, &name, &self.vars);
     }
 
-    fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.process.try_wait(), Ok(None))
     }
 }
@@ -122,7 +130,7 @@ impl Drop for Child {
 }
 
 /// Runs `logbook verify` against the environment: `intact`, or a failure.
-async fn verify(env: &TestEnv) {
+pub(crate) async fn verify(env: &TestEnv) {
     let output = tokio::process::Command::from(env.logbook_command())
         .arg("verify")
         .output()

@@ -4,7 +4,10 @@
 //! `cargo test -p logbook-tests --test fault_stage -- --ignored --test-threads=1`.
 //!
 //! - [`faults`]: SIGSTOP and SIGKILL of the broker, the database and the roles under load.
+//! - [`chaos`]: a three-broker cluster, two instances of every role and a nemesis under load
+//!   (the reduced run; `scripts/dev chaos` runs it longer and plots it).
 //! - [`secure`]: TLS, SCRAM users, ACLs and database roles (`scripts/dev services --secure`).
 
+mod chaos;
 mod faults;
 mod secure;
