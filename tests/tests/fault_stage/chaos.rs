@@ -69,9 +69,9 @@ fn transactional_id(log: &std::path::Path) -> Option<String> {
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|v| {
-            v["fields"]["transactional_id"]
-                .as_str()
-                .map(|id| id.trim_matches('"').to_owned())
+            // the JSON log puts an event's fields beside its message
+            let field = &v["transactional_id"];
+            field.as_str().map(|id| id.trim_matches('"').to_owned())
         })
         .find(|id| id.contains("processors"))
 }
@@ -187,6 +187,10 @@ async fn nemesis_round(
     })
     .await
     .expect("join");
+    assert!(
+        coordinating.is_some(),
+        "the processor's transactional id was not logged"
+    );
     if let Some(node) = coordinating {
         mark(format!(
             "SIGSTOP broker {node} (coordinates a processor's transactions) for 10 s"
