@@ -243,17 +243,23 @@ pub async fn reject_foreign(
     let Some(pool) = &state.db else {
         return Ok(Ownership::Unknown);
     };
-    let owner: Option<String> =
-        sqlx::query_scalar("SELECT owner_id FROM accounts WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(pool)
-            .await
-            .map_err(ApiError::internal)?;
-    match owner {
+    match account_owner(pool, account_id).await? {
         Some(owner) if owner != principal.sub => Err(account_not_found()),
         Some(_) => Ok(Ownership::Own),
         None => Ok(Ownership::Unknown),
     }
+}
+
+/// The owner of an account, if the `accounts` read model has it.
+pub(crate) async fn account_owner(
+    pool: &sqlx::PgPool,
+    account_id: Uuid,
+) -> Result<Option<String>, ApiError> {
+    sqlx::query_scalar("SELECT owner_id FROM accounts WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// The answer to a command on an account that does not exist, or that a customer does not own.

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use super::extract::{AccountId, CommandBody, CommandPayload};
 use super::queries::{QueryError, ReadParams, min_position, params, read_model, reject_invalid};
-use super::{Accepted, CommandRequest, account_not_found, execute, reject_foreign, require};
+use super::{
+    Accepted, CommandRequest, account_not_found, account_owner, execute, reject_foreign, require,
+};
 use crate::auth::Principal;
 use crate::idempotency::Intent;
 use crate::personal::{HolderInput, KeyStore, holder};
@@ -98,13 +100,9 @@ pub async fn change_holder(
     let position = min_position(params.min_position.as_deref(), &mut errors);
     reject_invalid(errors)?;
     let pool = read_model(&state, position).await?;
-    let owner: Option<String> =
-        sqlx::query_scalar("SELECT owner_id FROM accounts WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(pool)
-            .await
-            .map_err(ApiError::internal)?;
-    let owner = owner.ok_or_else(account_not_found)?;
+    let owner = account_owner(pool, account_id)
+        .await?
+        .ok_or_else(account_not_found)?;
     let request = CommandRequest::new(&principal, &headers, intent.map(|i| i.0));
     let (command_id, _) = request.identity();
     let sealed = seal(&state, &owner, account_id, command_id, &body, "").await?;

@@ -379,6 +379,16 @@ mod tests {
     use logbook_events::{Actor, Currency};
 
     fn command(aggregate_id: Uuid, command_id: Uuid, command: AccountCommand) -> Incoming {
+        replying(aggregate_id, command_id, command, None)
+    }
+
+    /// A command whose gateway reads results partition `reply_partition`.
+    fn replying(
+        aggregate_id: Uuid,
+        command_id: Uuid,
+        command: AccountCommand,
+        reply_partition: Option<i32>,
+    ) -> Incoming {
         let envelope = CommandEnvelope {
             command_id,
             aggregate_id,
@@ -392,13 +402,41 @@ mod tests {
             traceparent: None,
             command,
             transfer: None,
-            reply_partition: None,
+            reply_partition,
         };
         Incoming {
             partition: 0,
             offset: 0,
             payload: envelope.encode(),
         }
+    }
+
+    #[test]
+    fn a_result_goes_to_the_reply_partition_only_when_it_exists() {
+        let state = PartitionState::new(std::time::Duration::from_secs(900), 100);
+        let states = HashMap::from([(0, &state)]);
+        let open = |reply| {
+            let command = AccountCommand::Open {
+                owner_id: "o".into(),
+                currency: Currency::parse("EUR").expect("EUR"),
+                overdraft_limit: 0,
+                holder: None,
+            };
+            replying(Uuid::new_v4(), Uuid::new_v4(), command, reply)
+        };
+        let mut batch = vec![open(Some(3)), open(Some(4)), open(Some(-1)), open(None)];
+        for (offset, message) in batch.iter_mut().enumerate() {
+            message.offset = offset as i64;
+        }
+        let inputs = PlanInputs {
+            now: Utc::now(),
+            partitions: 4,
+            new_id: &mut Uuid::now_v7,
+        };
+        let plan = plan_batch(&states, &batch, inputs);
+        let replies: Vec<Option<i32>> = plan.results.iter().map(|r| r.reply_partition).collect();
+        // partition 4 of 4 does not exist: producing there would fail every transaction
+        assert_eq!(replies, [Some(3), None, None, None]);
     }
 
     fn plan(state: &PartitionState, batch: &mut [Incoming]) -> Plan {
@@ -539,61 +577,5 @@ mod tests {
                 ..
             }
         ));
-    }
-}
-
-#[cfg(test)]
-mod reply_tests {
-    use super::*;
-    use crate::domain::AccountCommand;
-    use crate::envelope::CommandEnvelope;
-    use logbook_events::{Actor, Currency};
-
-    fn open(reply_partition: Option<i32>) -> Incoming {
-        let id = Uuid::new_v4();
-        let envelope = CommandEnvelope {
-            command_id: id,
-            aggregate_id: Uuid::new_v4(),
-            correlation_id: id,
-            causation_id: None,
-            actor: Actor {
-                sub: "svc".into(),
-                role: "service".into(),
-            },
-            issued_at: Utc::now(),
-            traceparent: None,
-            command: AccountCommand::Open {
-                owner_id: "o".into(),
-                currency: Currency::parse("EUR").expect("EUR"),
-                overdraft_limit: 0,
-                holder: None,
-            },
-            transfer: None,
-            reply_partition,
-        };
-        Incoming {
-            partition: 0,
-            offset: 0,
-            payload: envelope.encode(),
-        }
-    }
-
-    #[test]
-    fn a_result_goes_to_the_reply_partition_only_when_it_exists() {
-        let state = PartitionState::new(std::time::Duration::from_secs(900), 100);
-        let states = HashMap::from([(0, &state)]);
-        let mut batch = vec![open(Some(3)), open(Some(4)), open(Some(-1)), open(None)];
-        for (offset, message) in batch.iter_mut().enumerate() {
-            message.offset = offset as i64;
-        }
-        let inputs = PlanInputs {
-            now: Utc::now(),
-            partitions: 4,
-            new_id: &mut Uuid::now_v7,
-        };
-        let plan = plan_batch(&states, &batch, inputs);
-        let replies: Vec<Option<i32>> = plan.results.iter().map(|r| r.reply_partition).collect();
-        // partition 4 of 4 does not exist: producing there would fail every transaction
-        assert_eq!(replies, [Some(3), None, None, None]);
     }
 }
