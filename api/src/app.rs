@@ -104,6 +104,7 @@ impl Application {
             readiness,
             metrics: crate::telemetry::metrics_handle(),
             idempotency,
+            rebuilds: crate::rebuilds::Rebuilds::new(),
         };
         let router = crate::limits::apply(router(state), settings.limits, request_timeout)
             .layer(axum::middleware::from_fn_with_state(
@@ -189,6 +190,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = v1.merge(operations_routes()).split_for_parts();
     router
         .merge(crate::openapi::docs_router())
+        .merge(crate::console::router())
         .fallback(crate::limits::no_route)
         .method_not_allowed_fallback(crate::limits::method_not_allowed)
         .with_state(state)

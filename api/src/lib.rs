@@ -8,12 +8,13 @@
 //!   handlers share; [`server`]: the listener with its connection limits and timeouts;
 //! - [`routes`]: the endpoints; [`bus`]: what they need to send a command; [`gateway`]: the
 //!   Kafka implementation (sending commands and awaiting their results); [`readiness`]: the
-//!   probes behind `/health/ready`;
+//!   probes behind `/health/ready`; [`rebuilds`]: the rebuilds this process started;
 //! - [`auth`]: bearer tokens, verified once per request; [`policy`]: the roles and the role
 //!   matrix; [`problem`]: problem+json errors;
 //! - [`ratelimit`]: buckets per principal and per client address;
 //! - [`security`]: TLS, security headers and CORS, the security audit trail;
 //! - [`telemetry`]: logs and metrics;
+//! - [`console`]: the web console at `/console` (assets in the binary, a client of `/v1`);
 //! - [`openapi`]: the generated OpenAPI document and `/docs`; [`validation`]: command bodies
 //!   against `schemas/commands`; [`idempotency`]: the Idempotency-Key store; [`reservations`]:
 //!   transfer ids claimed for ever; [`limits`]: sizes, timeouts and the problem+json answers at
@@ -22,6 +23,7 @@
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod console;
 pub mod gateway;
 pub mod idempotency;
 pub mod limits;
@@ -31,6 +33,7 @@ pub mod policy;
 pub mod problem;
 pub mod ratelimit;
 pub mod readiness;
+pub mod rebuilds;
 pub mod reservations;
 pub mod routes;
 pub mod security;

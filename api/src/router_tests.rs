@@ -69,6 +69,7 @@ fn state(bus: Arc<Recording>) -> AppState {
         idempotency: None,
         security_trail: None,
         personal: None,
+        rebuilds: crate::rebuilds::Rebuilds::new(),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct AppState {
     pub security_trail: Option<crate::security::trail::SecurityTrail>,
     /// The holders' data keys; present when a database and a key-encryption key are configured.
     pub personal: Option<crate::personal::KeyStore>,
+    /// The rebuilds this process started and how they ended.
+    pub rebuilds: Arc<crate::rebuilds::Rebuilds>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -1,4 +1,4 @@
-//! Admin endpoints: projection status and zero-downtime rebuilds. Admin role only; every call
+//! Admin endpoints: projection status and zero-downtime rebuilds (their outcome: [`crate::rebuilds`]). Admin role only; every call
 //! is recorded on the `logbook::security` audit target with who made it.
 
 use axum::Json;
@@ -24,6 +24,8 @@ pub struct ProjectionsStatus {
 /// The body of a started rebuild.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RebuildStarted {
+    /// Follow it in `GET /v1/admin/rebuilds`.
+    pub rebuild_id: uuid::Uuid,
     pub projection: String,
     /// Always `started`.
     pub status: String,
@@ -55,7 +57,8 @@ pub async fn projections(
     summary = "Rebuild a projection without downtime",
     params(("name" = String, Path, description = "`ledger` or `archive`")),
     responses((status = 202, description = "Started; progress shows in the status as `<name>__rebuild`.",
-        body = RebuildStarted, example = json!({ "projection": "ledger", "status": "started" }))))]
+        body = RebuildStarted, example = json!({ "rebuild_id": "0193a5c2-7d1e-7c3a-9f00-0000000000b1",
+            "projection": "ledger", "status": "started" }))))]
 pub async fn start_rebuild(
     State(state): State<AppState>,
     principal: Principal,
@@ -87,19 +90,53 @@ pub async fn start_rebuild(
         "admin action: projection rebuild started"
     );
     let settings = ProjectorSettings::new((*state.kafka).clone());
+    let rebuild_id = state.rebuilds.start(projection.name(), &principal.sub);
+    let rebuilds = state.rebuilds.clone();
     tokio::spawn(async move {
         match rebuild(settings, pool, projection, None, std::future::pending()).await {
-            Ok(report) => tracing::info!(
-                projection = projection.name(),
-                took_ms = report.took.as_millis() as u64,
-                "rebuild swapped in"
-            ),
-            Err(error) => tracing::error!(projection = projection.name(), %error, "rebuild failed"),
+            Ok(report) => {
+                tracing::info!(
+                    projection = projection.name(),
+                    took_ms = report.took.as_millis() as u64,
+                    "rebuild swapped in"
+                );
+                rebuilds.finish(rebuild_id, Ok(report.took));
+            }
+            Err(error) => {
+                tracing::error!(projection = projection.name(), %error, "rebuild failed");
+                rebuilds.finish(rebuild_id, Err(error.to_string()));
+            }
         }
     });
     let body = RebuildStarted {
+        rebuild_id,
         projection: projection.name().to_string(),
         status: "started".to_string(),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The body of `GET /v1/admin/rebuilds`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RebuildList {
+    pub rebuilds: Vec<crate::rebuilds::RebuildRun>,
+}
+
+/// GET /v1/admin/rebuilds
+#[utoipa::path(get, path = "/v1/admin/rebuilds", tag = "admin",
+    summary = "Rebuilds started through this gateway",
+    description = "The last 20 rebuilds this gateway process started, newest first, with their outcome. In memory: another gateway or a restarted one does not know them.",
+    responses((status = 200, description = "The runs.", body = RebuildList,
+        example = json!({ "rebuilds": [{ "rebuild_id": "0193a5c2-7d1e-7c3a-9f00-0000000000b1",
+            "projection": "ledger", "started_by": "root", "started_at": "2026-11-25T10:00:00Z",
+            "state": "swapped", "finished_at": "2026-11-25T10:00:02Z", "took_ms": 1840,
+            "error": null }] }))))]
+pub async fn rebuilds(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<RebuildList>, ApiError> {
+    require(&principal, Action::Admin)?;
+    Ok(Json(RebuildList {
+        rebuilds: state.rebuilds.list(),
+    }))
 }

@@ -5,7 +5,7 @@
 //! - [`accounts`]: the account commands; [`transfers`]: transfers and their status;
 //! - [`queries`]: accounts, ledger lines; [`audit`]: the auditors' history, as-of state and
 //!   chain verification; [`events`]: the analysts' NDJSON stream;
-//! - [`admin`]: projections and rebuilds; [`security_trail`]: the security audit trail;
+//! - [`admin`]: projections, rebuilds and how the rebuilds started here ended; [`security_trail`]: the security audit trail;
 //! - [`personal`]: the holder's personal data (change, erasure) and its sealing;
 //! - [`health`]: liveness, readiness, metrics.
 
@@ -59,6 +59,7 @@ pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::get_transfer))
         .routes(routes!(admin::projections))
         .routes(routes!(admin::start_rebuild))
+        .routes(routes!(admin::rebuilds))
         .routes(routes!(security_trail::list))
         .merge(personal::admin_routes())
         .merge(queries::routes())

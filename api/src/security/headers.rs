@@ -4,7 +4,8 @@
 //! - `Cache-Control: no-store` on everything under `/v1` and on any request that carried
 //!   credentials (answers are per principal and may hold balances);
 //! - a strict `Content-Security-Policy`: nothing at all for JSON answers, same-origin scripts
-//!   and styles only for the vendored API docs under `/docs`;
+//!   and styles only for the vendored API docs under `/docs`, and only its own scripts, styles
+//!   and API calls (nothing inline) for the web console under `/console`;
 //! - `Strict-Transport-Security` when the listener speaks TLS.
 
 use axum::extract::{Request, State};
@@ -20,6 +21,11 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'none'";
+/// CSP of the web console: its own scripts, styles and API calls, nothing inline, nothing from
+/// another origin.
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// Whether the listener speaks TLS (then HSTS is sent).
@@ -45,7 +51,12 @@ fn apply(headers: &mut HeaderMap, path: &str, credentials: bool, policy: HeaderP
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     let docs = path == "/docs" || path.starts_with("/docs/");
-    let csp = if docs { DOCS_CSP } else { API_CSP };
+    let console = path == "/console" || path.starts_with("/console/");
+    let csp = match (docs, console) {
+        (true, _) => DOCS_CSP,
+        (_, true) => CONSOLE_CSP,
+        _ => API_CSP,
+    };
     set(headers, header::CONTENT_SECURITY_POLICY, csp);
     if credentials || path.starts_with("/v1/") {
         set(headers, header::CACHE_CONTROL, "no-store");
@@ -110,6 +121,15 @@ mod tests {
         assert_eq!(api[header::CACHE_CONTROL], "no-store");
         assert_eq!(api[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(api[header::STRICT_TRANSPORT_SECURITY], HSTS);
+        let mut console = HeaderMap::new();
+        apply(
+            &mut console,
+            "/console/app.js",
+            false,
+            HeaderPolicy { tls: false },
+        );
+        assert_eq!(console[header::CONTENT_SECURITY_POLICY], CONSOLE_CSP);
+        assert!(!CONSOLE_CSP.contains("unsafe"));
         assert!(cors(&[]).expect("no origins").is_none());
         assert!(
             cors(&["https://app.example".into()])

@@ -53,6 +53,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order the trail's readers list them.
+    pub const ALL: [Kind; 4] = [
+        Kind::AuthenticationFailed,
+        Kind::PermissionDenied,
+        Kind::RateLimited,
+        Kind::AdminAction,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Kind::AuthenticationFailed => "authentication_failed",

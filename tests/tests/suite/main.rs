@@ -14,6 +14,7 @@ mod analyst_docs;
 mod api_contract;
 mod audit;
 mod broker;
+mod console;
 mod disaster;
 mod edge;
 mod exactly_once;
