@@ -16,11 +16,24 @@ pub fn transaction_aborted() {
     counter!("logbook_processor_transactions_total", "outcome" => "aborted").increment(1);
 }
 
-/// A partition was restored from the log.
-pub fn partition_restored(events: i64, seconds: f64) {
-    counter!("logbook_processor_restores_total").increment(1);
-    counter!("logbook_processor_restored_events_total").increment(events.max(0) as u64);
-    histogram!("logbook_processor_restore_seconds").record(seconds);
+/// A partition was restored, folding `events` events of the log after a snapshot (`source`
+/// "snapshot") or from the start ("log").
+pub fn partition_restored(events: u64, seconds: f64, source: &'static str) {
+    counter!("logbook_processor_restores_total", "source" => source).increment(1);
+    counter!("logbook_processor_restored_events_total").increment(events);
+    histogram!("logbook_processor_restore_seconds", "source" => source).record(seconds);
+}
+
+/// A snapshot was passed over (incomplete, corrupt, another format or another log).
+pub fn snapshot_unusable() {
+    counter!("logbook_processor_snapshots_unusable_total").increment(1);
+}
+
+/// A snapshot of `bytes` bytes, encoded in `seconds`, went out with a committed transaction.
+pub fn snapshot_written(bytes: usize, seconds: f64) {
+    counter!("logbook_processor_snapshots_total").increment(1);
+    histogram!("logbook_processor_snapshot_bytes").record(bytes as f64);
+    histogram!("logbook_processor_snapshot_encode_seconds").record(seconds);
 }
 
 /// Wall time of one transaction, begin to commit.

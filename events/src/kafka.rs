@@ -84,17 +84,33 @@ pub struct Topics {
     pub results: String,
     /// One compacted record: the partition count the topics were created with.
     pub layout: String,
+    /// Compacted: the processors' snapshots of each partition's state (same partition count as
+    /// `events`); derived data, rebuilt from the log when missing.
+    pub snapshots: String,
 }
 
 impl Topics {
-    /// `<prefix>.commands`, `<prefix>.events`, `<prefix>.command-results`, `<prefix>.layout`.
+    /// `<prefix>.commands`, `<prefix>.events`, `<prefix>.command-results`, `<prefix>.layout`,
+    /// `<prefix>.snapshots`.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             commands: format!("{prefix}.commands"),
             events: format!("{prefix}.events"),
             results: format!("{prefix}.command-results"),
             layout: format!("{prefix}.layout"),
+            snapshots: format!("{prefix}.snapshots"),
         }
+    }
+
+    /// Every topic of the installation.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.commands,
+            &self.events,
+            &self.results,
+            &self.layout,
+            &self.snapshots,
+        ]
     }
 }
 
@@ -128,6 +144,7 @@ mod tests {
         assert_eq!(topics.events, "logbook.events");
         assert_eq!(topics.results, "logbook.command-results");
         assert_eq!(topics.layout, "logbook.layout");
+        assert_eq!(topics.snapshots, "logbook.snapshots");
         let groups = Groups::with_prefix("logbook");
         assert_eq!(groups.processors, "logbook.processors");
         assert_eq!(groups.sagas, "logbook.sagas");

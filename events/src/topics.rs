@@ -83,6 +83,18 @@ pub fn ensure_topics(
         ("retention.ms", "-1"),
         ("retention.bytes", "-1"),
     ];
+    // snapshots are read back from the newest records: an hour's segment is compacted after it
+    let snapshots = [
+        ("cleanup.policy", "compact"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+        ("segment.ms", "3600000"),
+    ];
+    // an installation from before the snapshots topic gets it with its events' partition count
+    let events_partitions = existing
+        .iter()
+        .find(|(topic, _)| *topic == topics.events)
+        .map_or(layout.partitions, |(_, count)| *count);
     let min_isr = layout.min_insync_replicas.map(|n| n.to_string());
     let mut wanted = Vec::new();
     for (name, configs, partitions) in [
@@ -90,6 +102,7 @@ pub fn ensure_topics(
         (&topics.events, &retention_forever[..], layout.partitions),
         (&topics.results, &results_retention[..], layout.partitions),
         (&topics.layout, &compacted[..], 1),
+        (&topics.snapshots, &snapshots[..], events_partitions),
     ] {
         if existing.iter().any(|(topic, _)| topic == name) {
             continue;
@@ -154,16 +167,11 @@ pub fn partition_counts(
 ) -> Result<Vec<(String, i32)>, TopicError> {
     let consumer: BaseConsumer = settings.client_config().create()?;
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
-    let names = [
-        &topics.commands,
-        &topics.events,
-        &topics.results,
-        &topics.layout,
-    ];
+    let names = topics.all();
     Ok(metadata
         .topics()
         .iter()
-        .filter(|t| names.iter().any(|name| name.as_str() == t.name()))
+        .filter(|t| names.contains(&t.name()))
         .filter(|t| t.error().is_none() && !t.partitions().is_empty())
         // a partition without a leader yet cannot take reads or writes
         .filter(|t| {
@@ -175,7 +183,7 @@ pub fn partition_counts(
         .collect())
 }
 
-/// Metadata may lag a moment behind creation: wait until all four topics show up.
+/// Metadata may lag a moment behind creation: wait until all five topics show up.
 fn wait_for_topics(
     settings: &KafkaSettings,
     topics: &Topics,
@@ -183,7 +191,7 @@ fn wait_for_topics(
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
         let counts = partition_counts(settings, topics)?;
-        if counts.len() == 4 || std::time::Instant::now() > deadline {
+        if counts.len() == topics.all().len() || std::time::Instant::now() > deadline {
             return Ok(counts);
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -46,12 +46,7 @@ fn delete_topics(kafka: &KafkaSettings) {
         return;
     };
     let topics = kafka.topics();
-    let names = [
-        topics.commands.as_str(),
-        topics.events.as_str(),
-        topics.results.as_str(),
-        topics.layout.as_str(),
-    ];
+    let names = topics.all();
     let options = AdminOptions::new()
         .operation_timeout(Some(BOUND))
         .request_timeout(Some(BOUND));

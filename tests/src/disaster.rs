@@ -113,12 +113,7 @@ pub async fn delete_topics(kafka: &KafkaSettings) {
         let topics = kafka.topics();
         let admin: AdminClient<DefaultClientContext> =
             kafka.client_config().create().expect("admin");
-        let names = [
-            topics.commands.as_str(),
-            topics.events.as_str(),
-            topics.results.as_str(),
-            topics.layout.as_str(),
-        ];
+        let names = topics.all();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for result in futures::executor::block_on(admin.delete_topics(&names, &options))
             .expect("delete topics")

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args as ClapArgs, ValueEnum};
 use logbook_commands::processor::ProcessorSettings;
+use logbook_commands::processor::snapshot::SnapshotPolicy;
 use logbook_commands::saga::SagaSettings;
 use logbook_commands::txn::MissingOffsets;
 use logbook_events::KafkaSettings;
@@ -36,6 +37,14 @@ pub struct ProcessingArgs {
         default_value_t = 1_000_000
     )]
     pub processor_dedupe_capacity: usize,
+    /// Events committed to a partition that make the processor write a snapshot of its state
+    /// (to `<prefix>.snapshots`, in the same transaction); a new owner restores from the newest
+    /// snapshot plus the events after it. 0 turns snapshots off (restores read the whole log).
+    #[arg(long, env = "LOGBOOK_SNAPSHOT_EVERY_EVENTS", default_value_t = 10_000)]
+    pub snapshot_every_events: u64,
+    /// Seconds after which a partition with new events is snapshotted even with fewer events.
+    #[arg(long, env = "LOGBOOK_SNAPSHOT_INTERVAL_SECS", default_value_t = 300)]
+    pub snapshot_interval_secs: u64,
     /// What processors and sagas do with a partition that holds data but whose committed
     /// offset is missing: refuse to start (default), or replay it from the start, or skip to
     /// its end (see docs/operations.md before using either).
@@ -63,6 +72,7 @@ pub struct Processing {
     pub dedupe_capacity: usize,
     pub missing_offsets: MissingOffsets,
     pub instance_id: Option<String>,
+    pub snapshots: SnapshotPolicy,
 }
 
 impl Default for Processing {
@@ -75,6 +85,7 @@ impl Default for Processing {
             dedupe_capacity: defaults.dedupe_capacity,
             missing_offsets: MissingOffsets::Refuse,
             instance_id: None,
+            snapshots: defaults.snapshots,
         }
     }
 }
@@ -92,6 +103,10 @@ impl ProcessingArgs {
                 OnMissingOffsets::Latest => MissingOffsets::Latest,
             },
             instance_id: self.instance_id.clone(),
+            snapshots: SnapshotPolicy {
+                every_events: self.snapshot_every_events,
+                interval: Duration::from_secs(self.snapshot_interval_secs),
+            },
         }
     }
 }
@@ -105,6 +120,7 @@ impl Processing {
         processor.dedupe_horizon = self.dedupe_horizon;
         processor.dedupe_capacity = self.dedupe_capacity;
         processor.missing_offsets = self.missing_offsets;
+        processor.snapshots = self.snapshots;
         if let Some(instance) = &self.instance_id {
             processor.instance_id = instance.clone();
         }

@@ -26,7 +26,7 @@ mod tests;
 pub use command::AccountCommand;
 pub use error::{DomainError, RejectionKind};
 pub use rules::{MAX_BALANCE, MAX_TRANSFERS_IN_FLIGHT, decide};
-pub use state::{Account, AccountStatus, Transfers, apply};
+pub use state::{Account, AccountParts, AccountStatus, Transfers, apply};
 
 /// Largest amount (and overdraft limit) in minor units: 10^15.
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;

@@ -32,6 +32,11 @@ impl Accounts {
         self.slots.is_empty()
     }
 
+    /// Every account, in the order they were first seen.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Slot> {
+        self.slots.iter()
+    }
+
     fn position(&self, id: &Uuid) -> Option<usize> {
         let hash = self.hasher.hash_one(id);
         self.index

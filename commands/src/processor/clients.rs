@@ -60,6 +60,12 @@ impl Transient for TxnError {
     }
 }
 
+impl Transient for KafkaError {
+    fn is_transient(&self) -> bool {
+        !is_configuration(self)
+    }
+}
+
 fn is_configuration(error: &KafkaError) -> bool {
     matches!(
         error,

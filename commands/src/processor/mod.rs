@@ -7,7 +7,8 @@
 //! (group, epochs, the transaction and its failure handling) is [`crate::txn`].
 //!
 //! - [`state`]: the in-memory accounts and dedupe memory of a partition;
-//! - [`restore`]: rebuilding that state from the events partition;
+//! - [`restore`]: rebuilding that state from a snapshot and the events partition;
+//! - [`snapshot`]: snapshots of that state on the compacted snapshots topic;
 //! - [`batch`]: deciding a batch (pure, no Kafka);
 //! - `delivery`: the delivery reports of the open transaction (its events' offsets);
 //! - `worker`: the loop on its own OS thread;
@@ -21,6 +22,7 @@ mod delivery;
 pub mod memory;
 mod positions;
 pub mod restore;
+pub mod snapshot;
 pub mod state;
 mod worker;
 
@@ -60,6 +62,8 @@ pub struct ProcessorSettings {
     pub session_timeout: Duration,
     /// What to do with a partition whose committed offset is missing.
     pub missing_offsets: MissingOffsets,
+    /// How often partitions are snapshotted (and whether restores start from snapshots).
+    pub snapshots: snapshot::SnapshotPolicy,
 }
 
 impl ProcessorSettings {
@@ -76,6 +80,10 @@ impl ProcessorSettings {
             restore_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(6),
             missing_offsets: MissingOffsets::Refuse,
+            snapshots: snapshot::SnapshotPolicy {
+                every_events: 10_000,
+                interval: Duration::from_secs(300),
+            },
         }
     }
 

@@ -143,6 +143,35 @@ impl Dedupe {
             .min(Duration::from_micros(since_floor.unsigned_abs()))
     }
 
+    /// Every remembered id with its outcome and (a bound on) its first attempt in µs, earliest
+    /// first, and the floor the cap set (`i64::MIN` when it never forgot an id): what a snapshot
+    /// stores.
+    pub fn entries(&self) -> (Vec<(Uuid, Applied, i64)>, i64) {
+        let mut entries: Vec<(Uuid, Applied, i64)> = self
+            .order
+            .iter()
+            .filter_map(|Reverse((issued, id))| Some((*id, *self.applied.get(id)?, *issued)))
+            .collect();
+        entries.sort_by_key(|(id, _, issued)| (*issued, *id));
+        (entries, self.floor)
+    }
+
+    /// Puts back what [`Dedupe::entries`] gave (restoring a snapshot); the cap still applies.
+    pub fn restore(&mut self, entries: Vec<(Uuid, Applied, i64)>, floor: i64) {
+        self.floor = self.floor.max(floor);
+        for (id, applied, issued) in entries {
+            if self.applied.insert(id, applied).is_none() {
+                self.order.push(Reverse((issued, id)));
+            }
+        }
+        while self.order.len() > self.capacity {
+            if let Some(Reverse((issued, id))) = self.order.pop() {
+                self.applied.remove(&id);
+                self.floor = self.floor.max(issued);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.applied.len()
     }
@@ -175,6 +204,9 @@ pub struct PartitionState {
     /// `occurred_at` of the partition's last event: new events are stamped strictly later, so
     /// times increase along a partition (transfer credits rely on it, see `DebitOrigin`).
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Id of the event at `last_offset` (a snapshot names it, so a restore can check that the
+    /// log it continues from is the one the snapshot was taken of).
+    pub last_event_id: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +238,7 @@ impl PartitionState {
             next_write: None,
             last_offset: None,
             last_event_at: None,
+            last_event_id: None,
         }
     }
 
@@ -250,6 +283,7 @@ impl PartitionState {
         let at = envelope.occurred_at;
         self.last_event_at = self.last_event_at.max(Some(at));
         self.last_offset = Some(position.offset);
+        self.last_event_id = Some(envelope.event_id);
         // the event does not carry its command's first attempt: bound it by `occurred_at`
         let issued = at + chrono_duration(CLOCK_SKEW_ALLOWANCE);
         if issued >= now - chrono_duration(self.dedupe.horizon) {

@@ -26,6 +26,7 @@ use super::batch::{
 };
 use super::delivery::{DeliveryContext, UNTRACKED};
 use super::restore::{RestoreError, RestoreLimits, restore_partition};
+use super::snapshot::{self, SnapshotPolicy};
 use super::state::{Applied, PartitionState};
 use super::{ProcessorError, ProcessorSettings, clients, positions};
 use crate::envelope::{CommandResult, Outcome};
@@ -35,10 +36,11 @@ use crate::txn::{
 
 type Client = KafkaTxnClient<DeliveryContext>;
 
-/// A partition's state and the ownership epoch it was restored in.
+/// A partition's state, the ownership epoch it was restored in and its snapshot clock.
 struct Owned {
     epoch: u64,
     state: PartitionState,
+    clock: snapshot::Clock,
 }
 
 pub(super) struct Worker {
@@ -48,6 +50,8 @@ pub(super) struct Worker {
     owned: HashMap<i32, Owned>,
     /// The partition count the topics were created with.
     partitions: i32,
+    /// The snapshot policy in effect (off when the installation has no snapshots topic).
+    snapshots: SnapshotPolicy,
     stop: Arc<AtomicBool>,
     kafka: Outage,
 }
@@ -68,6 +72,9 @@ impl Worker {
         let partitions = clients::wait_for(&stop, &mut kafka, || {
             logbook_events::layout::check(&settings.kafka)
         })?;
+        let snapshots = clients::wait_for(&stop, &mut kafka, || {
+            snapshot::read::policy_in_effect(&settings.kafka, settings.snapshots)
+        })?;
         let consumer = clients::consumer(&settings)?;
         let client = clients::wait_for(&stop, &mut kafka, || clients::producer(&settings))?;
         let txn = Transactor::new(
@@ -83,6 +90,7 @@ impl Worker {
             txn,
             owned: HashMap::new(),
             partitions,
+            snapshots,
             stop,
             kafka,
         })
@@ -199,15 +207,22 @@ impl Worker {
                 timeout: self.settings.restore_timeout,
                 dedupe_horizon: self.settings.dedupe_horizon,
                 dedupe_capacity: self.settings.dedupe_capacity,
+                snapshots: self.snapshots.enabled(),
             };
-            let state = match restore_partition(&self.settings.kafka, message.partition, limits) {
-                Ok(state) => state,
+            let restored = match restore_partition(&self.settings.kafka, message.partition, limits)
+            {
+                Ok(restored) => restored,
                 Err(error @ (RestoreError::Kafka(_) | RestoreError::Timeout(..))) => {
                     return Err(Failure::Transient(error.to_string()));
                 }
                 Err(error) => return Err(Failure::Fatal(error.into())),
             };
-            self.owned.insert(message.partition, Owned { epoch, state });
+            let owned = Owned {
+                epoch,
+                state: restored.state,
+                clock: snapshot::Clock::after_restore(restored.folded),
+            };
+            self.owned.insert(message.partition, owned);
         }
         Ok(())
     }
@@ -233,6 +248,7 @@ impl Worker {
             let _ = self.rewind(batch);
             return Some(false);
         };
+        let snapshots = self.due_snapshots(&plan);
         let started = Instant::now();
         let (topics, timeout) = (self.settings.kafka.topics(), self.settings.txn_timeout);
         let outcome = self.txn.run(
@@ -246,6 +262,9 @@ impl Worker {
                 }
                 if let Some(offsets) = &predicted {
                     send_results(client, &topics.results, &plan, offsets, timeout)?;
+                }
+                for pending in &snapshots {
+                    pending.send(client.producer(), &topics.snapshots, timeout)?;
                 }
                 Ok(())
             },
@@ -270,7 +289,7 @@ impl Worker {
         match outcome {
             crate::txn::Outcome::Committed(landed) => {
                 crate::metrics::transaction_seconds(started.elapsed().as_secs_f64());
-                self.merge(plan, &landed);
+                self.merge(plan, &landed, &snapshots);
                 Some(true)
             }
             crate::txn::Outcome::Aborted(_) => {
@@ -302,9 +321,47 @@ impl Worker {
         Some((consumed, self.consumer.group_metadata()?))
     }
 
+    /// The snapshots due among the partitions the plan writes to: of their committed state,
+    /// before the plan (it goes into the plan's transaction).
+    fn due_snapshots(&self, plan: &Plan) -> Vec<snapshot::Pending> {
+        let now = Instant::now();
+        let mut partitions: Vec<i32> = plan.events.iter().map(|e| e.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        partitions
+            .into_iter()
+            .filter_map(|partition| {
+                let owned = self.owned.get(&partition)?;
+                if !owned.clock.due(&self.snapshots, now) {
+                    return None;
+                }
+                snapshot::Pending::of(partition, &owned.state, owned.clock.chunks())
+            })
+            .collect()
+    }
+
     /// The transaction committed: its state becomes the partitions' state.
-    fn merge(&mut self, plan: Plan, landed: &[i64]) {
+    fn merge(&mut self, plan: Plan, landed: &[i64], snapshots: &[snapshot::Pending]) {
         crate::metrics::batch_committed(plan.results.len(), plan.events.len());
+        let mut written: HashMap<i32, u64> = HashMap::new();
+        for event in &plan.events {
+            *written.entry(event.partition).or_default() += 1;
+        }
+        for (partition, events) in written {
+            if let Some(owned) = self.owned.get_mut(&partition) {
+                let snapshot = snapshots.iter().find(|s| s.partition == partition);
+                owned.clock.committed(events, snapshot);
+            }
+        }
+        for pending in snapshots {
+            crate::metrics::snapshot_written(pending.bytes, pending.encode_seconds);
+            tracing::debug!(
+                partition = pending.partition,
+                covers = pending.covers,
+                bytes = pending.bytes,
+                "snapshot written"
+            );
+        }
         let now = Utc::now();
         for ((partition, _), slot) in plan.overlay {
             if let Some(owned) = self.owned.get_mut(&partition) {
@@ -329,9 +386,14 @@ impl Worker {
                 .record(command.command_id, applied, command.issued_at);
         }
         for (index, event) in plan.events.iter().enumerate() {
-            if let Some(owned) = self.owned.get_mut(&event.partition) {
-                let last = owned.state.last_offset.unwrap_or(-1).max(landed[index]);
-                owned.state.last_offset = Some(last);
+            if let Some(owned) = self.owned.get_mut(&event.partition)
+                && owned
+                    .state
+                    .last_offset
+                    .is_none_or(|last| landed[index] > last)
+            {
+                owned.state.last_offset = Some(landed[index]);
+                owned.state.last_event_id = Some(event.envelope.event_id);
             }
         }
         let acked: HashMap<usize, i64> = landed.iter().copied().enumerate().collect();

@@ -25,6 +25,7 @@ mod read_side;
 mod results_routing;
 mod security;
 mod security_matrix;
+mod snapshots;
 mod transfers;
 mod transfers_failover;
 mod write_side;
