@@ -30,6 +30,7 @@ async fn the_console_shows_each_role_its_part_and_walks_history_and_a_rebuild() 
     );
     let env = TestEnv::new().await;
     let app = env.spawn(Roles::ALL).await;
+    served_from_the_binary_with_a_strict_policy(&app).await;
     let seeded = seed(&env, &app).await;
 
     let mut command = tokio::process::Command::new("node");
@@ -75,6 +76,47 @@ async fn the_console_shows_each_role_its_part_and_walks_history_and_a_rebuild() 
     // the script must have walked every step, not stopped early with success
     assert!(stdout.contains("console: all checks passed"), "{stdout}");
     app.stop().await.expect("clean stop");
+}
+
+/// The page and its assets answer without a token, under a policy that lets them load nothing
+/// but this origin's scripts, styles and API; an unknown asset is a 404 problem.
+async fn served_from_the_binary_with_a_strict_policy(app: &TestApp) {
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let answer = app.client.get(app.url(path)).send().await.expect("request");
+        assert_eq!(answer.status(), 200, "{path}");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("connect-src 'self'"), "{path}: {csp}");
+        assert!(
+            !csp.contains("unsafe") && !csp.contains("http"),
+            "{path}: {csp}"
+        );
+    }
+    let missing = app
+        .client
+        .get(app.url("/console/nothing.js"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
 }
 
 /// What the seed created.

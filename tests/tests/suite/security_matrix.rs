@@ -43,7 +43,9 @@ const MATRIX: &[(&str, [u16; 6])] = &[
     ("GET /v1/admin/projections",               [403, 403, 403, 403, 403, 200]),
     // an unknown projection, so the walk starts no rebuild: 422 for the one role allowed
     ("POST /v1/admin/projections/none/rebuild", [403, 403, 403, 403, 403, 422]),
+    ("GET /v1/admin/rebuilds",                  [403, 403, 403, 403, 403, 200]),
     ("GET /v1/audit/security",                  [403, 403, 200, 403, 403, 200]),
+    ("GET /v1/audit/security?sub=alice&kind=permission_denied", [403, 403, 200, 403, 403, 200]),
     ("GET /v1/audit/accounts/{A}/events",       [403, 403, 200, 403, 403, 200]),
     ("GET /v1/audit/accounts/{A}/state?as_of={NOW}", [403, 403, 200, 403, 403, 200]),
     ("GET /v1/audit/verify?account_id={A}",     [403, 403, 200, 403, 403, 200]),
