@@ -207,11 +207,19 @@ for (const [role, want] of Object.entries(expected)) {
   await page.click('button[aria-label="State as of event 8"]');
   await page.waitForSelector('#as-of-balance');
   assert.equal(await text(page, '#as-of-balance'), '83.00 EUR', 'as of event 8');
+  // the slider, by keyboard: Home is the first event (opened, 0.00), then three steps right
+  await page.focus('#as-of-slider');
+  await page.keyboard.press('Home');
+  await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '0.00 EUR');
+  for (let i = 0; i < 3; i += 1) await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '113.00 EUR');
+  await page.keyboard.press('End');
+  await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '83.00 EUR');
   const before = await text(page, '#chain-status');
   await page.click('#verify');
   await page.waitForFunction(() => !document.querySelector('#verify').disabled && document.querySelector('#chain-status'));
   assert.match(await text(page, '#chain-status'), /^Intact: 8 events verified\./, 'verify now: intact');
-  log(`auditor: history of 8 events, as-of 100.00 and 83.00 EUR, chain verified twice (${before.slice(0, 30)}…)`);
+  log(`auditor: history of 8 events, as-of 100.00, 0.00, 113.00 and 83.00 EUR (field, buttons, slider), chain verified twice (${before.slice(0, 30)}…)`);
   await axe(page, 'history');
   await shot(page, 'history');
   await goto(page, `#/transfer/${FAILED}`, 'Transfer');
@@ -225,6 +233,11 @@ for (const [role, want] of Object.entries(expected)) {
   // the security trail, filtered
   await goto(page, '#/security', 'Security trail');
   await page.waitForSelector('table caption >> text=Security trail');
+  // unfiltered: alice's denial, support's denial and a request without a token (at least)
+  const unfiltered = await page.$$eval('main tbody tr', (trs) => trs.map((tr) => `${tr.cells[1].textContent}/${tr.cells[2].textContent}`));
+  for (const want of ['permission denied/alice', 'permission denied/support', 'authentication failed/—']) {
+    assert.ok(unfiltered.includes(want), `${want} in the unfiltered trail: ${unfiltered}`);
+  }
   await page.fill('#trail-sub', 'alice');
   await page.selectOption('#trail-kind', 'permission_denied');
   await page.click('form[aria-label="Filter the security trail"] button');
@@ -235,6 +248,19 @@ for (const [role, want] of Object.entries(expected)) {
   assert.ok((await text(page, 'main tbody')).includes('GET /v1/admin/projections'), 'alice\u2019s denial is in the trail');
   await axe(page, 'security trail');
   await shot(page, 'security');
+  // each filter below changes what shows, so every wait sees the new answer
+  // a time window that ends before anything happened: nothing
+  await page.fill('#trail-sub', '');
+  await page.selectOption('#trail-kind', '');
+  await page.fill('#trail-until', '2000-01-01T00:00');
+  await page.click('form[aria-label="Filter the security trail"] button');
+  await page.waitForSelector('main >> text=No entry matches.');
+  // one that starts long ago and has no end: the entries again
+  await page.fill('#trail-until', '');
+  await page.fill('#trail-since', '2000-01-01T00:00');
+  await page.click('form[aria-label="Filter the security trail"] button');
+  await page.waitForSelector('table caption >> text=Security trail');
+  // a principal that never called: nothing
   await page.fill('#trail-sub', 'nobody-at-all');
   await page.click('form[aria-label="Filter the security trail"] button');
   await page.waitForSelector('main >> text=No entry matches.');

@@ -195,7 +195,7 @@ async fn seed(env: &TestEnv, app: &TestApp) -> Seeded {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    // a denial for the security trail
+    // a denial of alice's for the security trail
     let denied = app
         .client
         .get(app.url("/v1/admin/projections"))
@@ -204,6 +204,12 @@ async fn seed(env: &TestEnv, app: &TestApp) -> Seeded {
         .await
         .expect("request");
     assert_eq!(denied.status(), 403);
+    // and two more the console's filters must leave out: another principal's, and no token
+    let support = env.token(Role::Support, "support");
+    let (status, _) = get(app, &support, &format!("/v1/accounts/{a}/transactions")).await;
+    assert_eq!(status, 403);
+    let anonymous = app.client.get(app.url("/v1/accounts")).send().await;
+    assert_eq!(anonymous.expect("request").status(), 401);
     // every line in the ledger and every event in the archive
     let auditor = env.token(Role::Auditor, "auditor");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -9,7 +9,7 @@ export function render(main) {
   const owner = field('filter-owner', 'Owner id', { type: 'text', autocomplete: 'off' });
   const status = field('filter-status', 'Status', {}, 'select');
   for (const s of ['', 'active', 'frozen', 'closed']) status.control.append(h('option', { value: s }, s || 'any'));
-  const open = field('open-id', 'Account id', { type: 'text', autocomplete: 'off', pattern: '[0-9a-fA-F-]{36}' });
+  const open = field('open-id', 'Account id', { type: 'text', autocomplete: 'off', class: 'id' });
   const results = h('div', { class: 'results' });
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
   let cursor = null;

@@ -9,8 +9,20 @@ import { problem, busy, announce } from './common.js';
 export function render(main, id) {
   const chain = h('div', { id: 'chain', class: 'results', 'aria-live': 'polite' });
   const verify = h('button', { type: 'button', id: 'verify' }, 'Verify now');
-  const asOf = field('as-of', 'As of (RFC 3339 instant, e.g. 2026-11-30T14:00:00Z)', { type: 'text', autocomplete: 'off', spellcheck: 'false' });
+  const asOf = field('as-of', 'As of (RFC 3339 instant, e.g. 2026-11-30T14:00:00Z)', { type: 'text', autocomplete: 'off', spellcheck: 'false', class: 'id' });
   const stateOut = h('div', { id: 'as-of-state', class: 'results', 'aria-live': 'polite' });
+  // a slider over the events loaded: each stop is the instant of one event
+  const slider = field('as-of-slider', 'Or slide through the events', { type: 'range', min: 1, max: 1, step: 1, value: 1 });
+  slider.control.addEventListener('change', () => {
+    const event = rows[Number(slider.control.value) - 1];
+    if (!event) return;
+    asOf.control.value = event.occurred_at;
+    showState();
+  });
+  slider.control.addEventListener('input', () => {
+    const event = rows[Number(slider.control.value) - 1];
+    if (event) slider.control.setAttribute('aria-valuetext', `event ${event.sequence}, ${event.event_type}, ${when(event.occurred_at)}`);
+  });
   const asOfForm = h('form', { class: 'filters', 'aria-label': 'State as of an instant' }, asOf.node, h('button', { type: 'submit' }, 'Show state'));
   const events = h('div', { class: 'results' });
   const more = h('button', { type: 'button', hidden: true }, 'Load more events');
@@ -18,7 +30,7 @@ export function render(main, id) {
     h('h1', { tabindex: -1 }, 'History of ', h('span', { class: 'mono' }, id)),
     h('p', {}, link(`#/account/${id}`, 'Back to the account')),
     h('section', { 'aria-labelledby': 'chain-title' }, h('h2', { id: 'chain-title' }, 'Hash chain'), chain, verify),
-    h('section', { 'aria-labelledby': 'asof-title' }, h('h2', { id: 'asof-title' }, 'State as of an instant'), asOfForm, stateOut),
+    h('section', { 'aria-labelledby': 'asof-title' }, h('h2', { id: 'asof-title' }, 'State as of an instant'), asOfForm, slider.node, stateOut),
     h('section', { 'aria-labelledby': 'events-title' }, h('h2', { id: 'events-title' }, 'Events'), events, more));
 
   let report = null;
@@ -43,7 +55,7 @@ export function render(main, id) {
         summary(e.data),
         h('span', { class: `chain ${chainOf(e.sequence).startsWith('verified') ? 'ok' : report ? 'bad' : ''}` }, chainOf(e.sequence)),
         h('button', { type: 'button', class: 'small', 'aria-label': `State as of event ${e.sequence}`,
-          onclick: () => { asOf.control.value = e.occurred_at; showState(); } }, 'as of')])));
+          onclick: () => { asOf.control.value = e.occurred_at; slider.control.value = String(rows.indexOf(e) + 1); showState(); } }, 'as of')])));
   }
 
   async function loadEvents() {
@@ -52,6 +64,7 @@ export function render(main, id) {
       rows = rows.concat(page.items);
       cursor = page.next_cursor || null;
       more.hidden = !cursor;
+      slider.control.max = String(Math.max(rows.length, 1));
       draw();
     });
   }

@@ -6,7 +6,7 @@ import { get } from '../api.js';
 import { problem } from './common.js';
 
 export function render(main, id) {
-  const lookup = field('transfer-id', 'Transfer id', { type: 'text', autocomplete: 'off', value: id || '' });
+  const lookup = field('transfer-id', 'Transfer id', { type: 'text', autocomplete: 'off', value: id || '', class: 'id' });
   const form = h('form', { class: 'filters', 'aria-label': 'Find a transfer' }, lookup.node, h('button', { type: 'submit' }, 'Show'));
   form.addEventListener('submit', (e) => { e.preventDefault(); location.hash = `#/transfer/${lookup.control.value.trim()}`; });
   const out = h('div', { class: 'results' });
