@@ -176,9 +176,10 @@ async fn seed(env: &TestEnv, app: &TestApp) -> Seeded {
     assert_eq!(status, 200, "{body}");
     // one after the other, so the history's order is fixed: debit, completed, debit, refund
     let (completed, failed) = (Uuid::new_v4(), Uuid::new_v4());
-    for (id, to, amount, end) in [
-        (completed, b, 3_000, "completed"),
-        (failed, Uuid::new_v4(), 500, "failed"),
+    // (the source's version after the saga's last step on it: TransferCompleted, TransferRefunded)
+    for (id, to, amount, end, version) in [
+        (completed, b, 3_000, "completed", 6),
+        (failed, Uuid::new_v4(), 500, "failed", 8),
     ] {
         let (status, body) = app
             .post_until_answered(
@@ -190,7 +191,12 @@ async fn seed(env: &TestEnv, app: &TestApp) -> Seeded {
             .await;
         assert_eq!(status, 202, "{body}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while get(app, &service, &format!("/v1/transfers/{id}")).await.1["status"] != end {
+        loop {
+            let (_, transfer) = get(app, &service, &format!("/v1/transfers/{id}")).await;
+            let (_, source) = get(app, &service, &format!("/v1/accounts/{a}")).await;
+            if transfer["status"] == end && source["version"] == version {
+                break;
+            }
             assert!(Instant::now() < deadline, "transfer {id} did not end {end}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -216,7 +222,18 @@ async fn seed(env: &TestEnv, app: &TestApp) -> Seeded {
     loop {
         let (_, account) = get(app, &service, &format!("/v1/accounts/{a}")).await;
         let (_, events) = get(app, &auditor, &format!("/v1/audit/accounts/{a}/events")).await;
-        if account["balance"] == 8_300 && events["items"].as_array().map_or(0, Vec::len) == 8 {
+        // the trail is written from a queue: wait for the three entries the console filters
+        let (_, trail) = get(app, &auditor, "/v1/audit/security?limit=1000").await;
+        let entries = trail["items"].as_array().cloned().unwrap_or_default();
+        let has =
+            |kind: &str, sub: Value| entries.iter().any(|e| e["kind"] == kind && e["sub"] == sub);
+        let trail_written = has("permission_denied", json!("alice"))
+            && has("permission_denied", json!("support"))
+            && has("authentication_failed", Value::Null);
+        if account["balance"] == 8_300
+            && events["items"].as_array().map_or(0, Vec::len) == 8
+            && trail_written
+        {
             break;
         }
         assert!(Instant::now() < deadline, "seed did not settle: {account}");
