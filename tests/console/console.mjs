@@ -149,6 +149,9 @@ for (const [role, want] of Object.entries(expected)) {
     await page.waitForSelector(`section[aria-labelledby="transfers-title"] >> text=${FAILED}`);
     const transfers = await text(page, 'section[aria-labelledby="transfers-title"] tbody');
     assert.ok(transfers.includes('completed') && transfers.includes('failed'), `${role}: transfers with their state`);
+    // why the credit was refused tells about the target: a customer not owning it is not told
+    const reason = role === 'customer' ? 'transfer_failed' : 'account_not_found';
+    assert.ok(transfers.includes(reason), `${role}: the refusal reads ${reason}: ${transfers}`);
   } else {
     await page.waitForTimeout(300);
     assert.equal(await page.$('#lines-title'), null, `${role}: no ledger`);

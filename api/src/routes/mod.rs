@@ -57,6 +57,7 @@ pub(crate) fn command_routes() -> OpenApiRouter<AppState> {
 pub(crate) fn read_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(transfers::get_transfer))
+        .routes(routes!(transfers::list_account_transfers))
         .routes(routes!(admin::projections))
         .routes(routes!(admin::start_rebuild))
         .routes(routes!(admin::rebuilds))

@@ -205,27 +205,100 @@ pub async fn get_transfer(
         .await
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
-    let mut transfer = transfer;
     let access = crate::policy::access(principal.role, Action::ReadTransactions);
-    if access != crate::policy::Access::Any {
-        let mut owned = [false, false];
-        for (i, account) in [transfer.from_account_id, transfer.to_account_id]
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(account) = account {
-                owned[i] = super::queries::visible_account(pool, account, &principal, access)
-                    .await
-                    .is_ok();
-            }
-        }
-        if owned == [false, false] {
-            return Err(ApiError::NotFound.into());
-        }
-        // why a credit was refused tells about the target: only its owner learns it
-        if !owned[1] && transfer.reason.is_some() {
-            transfer.reason = Some("transfer_failed".into());
+    let transfer = as_seen_by(pool, &principal, access, transfer)
+        .await
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(transfer).into_response())
+}
+
+/// GET /v1/accounts/{id}/transfers?limit=&cursor=: the transfers an account sent or received,
+/// each as [`get_transfer`] would show it to the caller.
+#[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "queries",
+    summary = "The transfers an account sent or received",
+    description = "Ordered by transfer id (keyset pagination: pass `next_cursor` as `cursor`). Each transfer is shown as GET /v1/transfers/{id} shows it to the caller: a customer learns why a credit was refused only when it owns the target.",
+    params(("id" = Uuid, Path, description = "Account id"),
+        ("limit" = Option<u32>, Query, minimum = 1, description = "Page size, default 50; values above 500 are capped at 500"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("min_position" = Option<String>, Query, description = "Wait until the read model has this position")),
+    responses((status = 200, description = "A page of transfers.",
+        body = logbook_projections::queries::Page<logbook_projections::queries::TransferView>,
+        example = json!({ "items": [{
+            "transfer_id": "0193a5c2-7d1e-7c3a-9f00-0000000000f1",
+            "from_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000001",
+            "to_account_id": "0193a5c2-7d1e-7c3a-9f00-000000000002", "amount": 500, "currency": "EUR",
+            "status": "completed", "reason": null, "reference": "rent",
+            "debited_at": "2026-11-25T10:00:00Z", "credited_at": "2026-11-25T10:00:01Z",
+            "refunded_at": null, "updated_at": "2026-11-25T10:00:01Z" }], "next_cursor": null }))))]
+pub async fn list_account_transfers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    principal: Principal,
+    super::extract::AccountId(id): super::extract::AccountId,
+    query: Result<
+        axum::extract::Query<super::queries::ListParams>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, super::queries::QueryError> {
+    use logbook_projections::queries::cursor::TransferCursor;
+    require(&principal, Action::ReadTransactions)?;
+    let params = super::queries::params(query)?;
+    let mut errors = Vec::new();
+    let limit = super::queries::limit(params.limit.as_deref(), &mut errors);
+    let position = super::queries::min_position(params.min_position.as_deref(), &mut errors);
+    let after = params.cursor.as_deref().and_then(|c| {
+        TransferCursor::decode(c)
+            .map_err(|_| errors.push(FieldError::new("/query/cursor", "a cursor from a page")))
+            .ok()
+    });
+    super::queries::reject_invalid(errors)?;
+    let pool = super::queries::read_model(&state, position).await?;
+    let access = crate::policy::access(principal.role, Action::ReadTransactions);
+    super::queries::visible_account(pool, id, &principal, access).await?;
+    let page = logbook_projections::queries::account_transfers(pool, id, after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for transfer in page.items {
+        // the caller may read this account, so it sees every transfer of it
+        if let Some(transfer) = as_seen_by(pool, &principal, access, transfer).await {
+            items.push(transfer);
         }
     }
-    Ok(Json(transfer).into_response())
+    Ok(Json(logbook_projections::queries::Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
+}
+
+/// A transfer as the caller may see it: None when it touches no account the caller may read;
+/// for a caller limited to its own accounts, why a credit was refused only when it owns the
+/// target (the reason tells about the target).
+async fn as_seen_by(
+    pool: &sqlx::PgPool,
+    principal: &Principal,
+    access: crate::policy::Access,
+    mut transfer: logbook_projections::queries::TransferView,
+) -> Option<logbook_projections::queries::TransferView> {
+    if access == crate::policy::Access::Any {
+        return Some(transfer);
+    }
+    let mut owned = [false, false];
+    for (i, account) in [transfer.from_account_id, transfer.to_account_id]
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(account) = account {
+            owned[i] = super::queries::visible_account(pool, account, principal, access)
+                .await
+                .is_ok();
+        }
+    }
+    if owned == [false, false] {
+        return None;
+    }
+    if !owned[1] && transfer.reason.is_some() {
+        transfer.reason = Some("transfer_failed".into());
+    }
+    Some(transfer)
 }

@@ -24,6 +24,26 @@ pub struct AccountCursor(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineCursor(pub i64);
 
+/// After this transfer id (an account's transfers, by transfer_id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferCursor(pub Uuid);
+
+impl TransferCursor {
+    pub fn encode(&self) -> String {
+        encode('t', &self.0.simple().to_string())
+    }
+
+    pub fn decode(cursor: &str) -> Result<TransferCursor, CursorError> {
+        let key = decode(cursor, 't')?;
+        if key.len() != 32 {
+            return Err(CursorError);
+        }
+        Uuid::try_parse(&key)
+            .map(TransferCursor)
+            .map_err(|_| CursorError)
+    }
+}
+
 impl AccountCursor {
     pub fn encode(&self) -> String {
         encode('a', &self.0.simple().to_string())
@@ -74,6 +94,24 @@ pub(crate) fn decode(cursor: &str, kind: char) -> Result<String, CursorError> {
         return Err(CursorError);
     }
     Ok(key.to_owned())
+}
+
+#[cfg(test)]
+mod transfer_cursor_tests {
+    use super::*;
+
+    #[test]
+    fn transfer_cursors_round_trip_and_are_tied_to_their_listing() {
+        let id = Uuid::from_u128(0x0193_a5c2_7d1e_7c3a_9f00_0000_0000_00f1);
+        let cursor = TransferCursor(id).encode();
+        assert_eq!(TransferCursor::decode(&cursor), Ok(TransferCursor(id)));
+        assert_eq!(AccountCursor::decode(&cursor), Err(CursorError));
+        assert_eq!(
+            TransferCursor::decode(&AccountCursor(id).encode()),
+            Err(CursorError)
+        );
+        assert_eq!(TransferCursor::decode("zz"), Err(CursorError));
+    }
 }
 
 #[cfg(test)]

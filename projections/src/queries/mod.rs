@@ -181,6 +181,31 @@ pub async fn transfer(
     .await
 }
 
+/// A page of the transfers an account sent or received, by transfer id (keyset on the
+/// `transfers_from_idx` and `transfers_to_idx` indexes).
+pub async fn account_transfers(
+    pool: &PgPool,
+    account_id: Uuid,
+    after: Option<cursor::TransferCursor>,
+    limit: u32,
+) -> Result<Page<TransferView>, sqlx::Error> {
+    let limit = page_limit(Some(limit));
+    let rows: Vec<TransferView> = sqlx::query_as(
+        "SELECT transfer_id, from_account_id, to_account_id, amount, currency, status, reason, \
+         reference, debited_at, credited_at, refunded_at, updated_at FROM transfers \
+         WHERE (from_account_id = $1 OR to_account_id = $1) AND transfer_id > $2 \
+         ORDER BY transfer_id LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(after.map_or(Uuid::nil(), |c| c.0))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(page(rows, limit, |t| {
+        cursor::TransferCursor(t.transfer_id).encode()
+    }))
+}
+
 /// Cuts `limit + 1` fetched rows to a page; the extra row only says that more exist.
 pub(crate) fn page<T>(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() > limit as usize;

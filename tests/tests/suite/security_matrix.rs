@@ -40,6 +40,7 @@ const MATRIX: &[(&str, [u16; 6])] = &[
     ("GET /v1/accounts?owner_id=alice",         [200, 200, 200, 403, 200, 200]),
     ("GET /v1/accounts/{A}/transactions",       [200, 403, 200, 403, 200, 200]),
     ("GET /v1/transfers/{T}",                   [200, 403, 200, 403, 200, 200]),
+    ("GET /v1/accounts/{A}/transfers",          [200, 403, 200, 403, 200, 200]),
     ("GET /v1/admin/projections",               [403, 403, 403, 403, 403, 200]),
     // an unknown projection, so the walk starts no rebuild: 422 for the one role allowed
     ("POST /v1/admin/projections/none/rebuild", [403, 403, 403, 403, 403, 422]),
@@ -63,6 +64,7 @@ const NOT_OWNER: &[(&str, u16)] = &[
     ("GET /v1/accounts/{A}", 404),
     ("GET /v1/accounts/{A}/transactions", 404),
     ("GET /v1/transfers/{T}", 404),
+    ("GET /v1/accounts/{A}/transfers", 404),
     ("GET /v1/accounts?owner_id=alice", 403),
     ("POST /v1/accounts", 403),
 ];

@@ -1,6 +1,6 @@
 // One account: balance, status and holder as the role allows, the ledger lines with their
 // running balance (keyset paging), balance over time, and the transfers in and out with their
-// state.
+// state (keyset paging).
 
 import { h, money, when, short, facts, table, link } from '../dom.js';
 import { get, query, may } from '../api.js';
@@ -44,10 +44,11 @@ function ledger(main, id, currency) {
   const lines = h('div', { class: 'results' });
   const more = h('button', { type: 'button', hidden: true }, 'Load more lines');
   const transfers = h('div', { class: 'results' });
+  const moreTransfers = h('button', { type: 'button', hidden: true }, 'Load more transfers');
   main.append(
     h('section', { 'aria-labelledby': 'plot-title' }, h('h2', { id: 'plot-title' }, 'Balance over time'), chart),
     h('section', { 'aria-labelledby': 'lines-title' }, h('h2', { id: 'lines-title' }, 'Ledger'), lines, more),
-    h('section', { 'aria-labelledby': 'transfers-title' }, h('h2', { id: 'transfers-title' }, 'Transfers in and out'), transfers));
+    h('section', { 'aria-labelledby': 'transfers-title' }, h('h2', { id: 'transfers-title' }, 'Transfers in and out'), transfers, moreTransfers));
   let cursor = null;
   let rows = [];
   async function load() {
@@ -72,26 +73,38 @@ function ledger(main, id, currency) {
           step: true,
         }),
         h('figcaption', {}, `Balance after each of the ${rows.length} ledger lines loaded (load more lines to extend it).`));
-      await transferStates(transfers, rows);
     });
   }
   more.addEventListener('click', () => load());
   load();
+  transfersOf(transfers, moreTransfers, id);
 }
 
-// The transfers named by the loaded lines, with the direction and their state now.
-async function transferStates(region, rows) {
-  const seen = new Map();
-  for (const l of rows) {
-    if (l.transfer_id && !seen.has(l.transfer_id)) seen.set(l.transfer_id, l.kind === 'transfer_credit' ? 'in' : 'out');
+// The transfers the account sent or received with their state (GET /v1/accounts/{id}/transfers,
+// keyset paging), newest debit first among those loaded.
+function transfersOf(region, more, id) {
+  let cursor = null;
+  let rows = [];
+  async function load() {
+    await busy(region, async () => {
+      const page = await get(query(`/v1/accounts/${id}/transfers`, { limit: 50, cursor }));
+      rows = rows.concat(page.items);
+      cursor = page.next_cursor || null;
+      more.hidden = !cursor;
+      const sorted = [...rows].sort((a, b) => String(b.debited_at).localeCompare(String(a.debited_at)));
+      region.replaceChildren(rows.length === 0 ? h('p', {}, 'No transfer in or out.') : table(
+        `Transfers (${rows.length}${cursor ? ' loaded, more available' : ''})`,
+        ['Transfer', 'Direction', 'Other account', 'Amount', 'State', 'Reason', 'Debited', 'Updated'],
+        sorted.map((t) => {
+          const out = t.from_account_id === id;
+          const other = out ? t.to_account_id : t.from_account_id;
+          return [link(`#/transfer/${t.transfer_id}`, t.transfer_id), out ? 'out' : 'in',
+            other ? link(`#/account/${other}`, short(other), { 'aria-label': `account ${other}` }) : null,
+            money(t.amount, t.currency), h('span', { class: `badge ${t.status}` }, t.status), t.reason,
+            when(t.debited_at), when(t.updated_at)];
+        })));
+    });
   }
-  if (seen.size === 0) {
-    region.replaceChildren(h('p', {}, 'No transfer in the lines loaded.'));
-    return;
-  }
-  const ids = [...seen.keys()].slice(-20);
-  const states = await Promise.all(ids.map((t) => get(`/v1/transfers/${t}`).catch((e) => ({ transfer_id: t, status: `unknown (${e.status || e.message})` }))));
-  region.replaceChildren(table(`Transfers (${states.length})`, ['Transfer', 'Direction', 'Amount', 'State', 'Reason', 'Updated'],
-    states.map((t) => [link(`#/transfer/${t.transfer_id}`, t.transfer_id), seen.get(t.transfer_id),
-      money(t.amount, t.currency), h('span', { class: `badge ${t.status}` }, t.status), t.reason, when(t.updated_at)])));
+  more.addEventListener('click', () => load());
+  load();
 }
