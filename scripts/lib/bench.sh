@@ -4,7 +4,8 @@
 #
 #   scripts/dev bench [--duration S] [--warmup S] [--clients N] [--rate R] [--accounts N]
 #                     [--mix deposit=50,withdraw=30,transfer=20] [--produce-events N]
-#                     [--backlog-events N] [--backlog-accounts N] [--skip PHASE,...]
+#                     [--backlog-events N] [--backlog-accounts N] [--failover-events N]
+#                     [--skip PHASE,...]
 #                     [--capacity-rate R] [--capacity-clients N] [--profile | --no-profile]
 #
 # Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
@@ -15,14 +16,16 @@
 # cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the
 # processor's batching), copy (raw COPY of the projectors' rows), backlog (1M events: projector
 # catch-up, rebuild, processor memory per account with and without the window of remembered
-# command ids). Raw results and logs stay under .logbook/bench/<stamp>/.
+# command ids; failover with and without snapshots), failover (--failover-events, default 10M,
+# over --backlog-accounts accounts: failover with and without snapshots on a long log; the
+# topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
 
-bench_usage() { sed -n '4,18p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+bench_usage() { sed -n '4,22p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
-  B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP=""
+  B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=10000000
   B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +40,7 @@ bench_parse() {
       --produce-events) B_PRODUCE_EVENTS="$2" ;;
       --backlog-events) B_BACKLOG_EVENTS="$2" ;;
       --backlog-accounts) B_BACKLOG_ACCOUNTS="$2" ;;
+      --failover-events) B_FAILOVER_EVENTS="$2" ;;
       --skip) B_SKIP="$2" ;;
       --capacity-rate) B_CAPACITY_RATE="$2" ;;
       --capacity-clients) B_CAPACITY_CLIENTS="$2" ;;
@@ -302,17 +306,19 @@ print(",".join(str(p) for p in sorted(owned)))
 PY
 }
 
-# Failover on the log of prefix $1 (database $2), written to $RUN/failover-$3.json: two
+# Failover on the log of prefix $1 (database $2), written to $RUN/failover-$3.json, with
+# snapshots every $4 events (default 10000; 0: none written or read, every restore reads the
+# whole log): two
 # processors and a gateway; 64 accounts opened (every partition restored by its owner); then
 # SIGKILL of one processor and the same 64 opens at once: how long after the kill the last one
 # is decided (by the survivor, after the group's session timeout, the broker's abort of the
 # dead producer's open transaction and the restore). The survivor's restore lines give the
 # restore time per partition it took over.
 failover() {
-  local prefix="$1" url="$2" label="$3" a b serve port killed
-  lb_bg "$prefix" "$url" "$RUN/failover-$label-a.log" process
+  local prefix="$1" url="$2" label="$3" every="${4:-10000}" a b serve port killed
+  LOGBOOK_SNAPSHOT_EVERY_EVENTS="$every" lb_bg "$prefix" "$url" "$RUN/failover-$label-a.log" process
   a=$!
-  lb_bg "$prefix" "$url" "$RUN/failover-$label-b.log" process
+  LOGBOOK_SNAPSHOT_EVERY_EVENTS="$every" lb_bg "$prefix" "$url" "$RUN/failover-$label-b.log" process
   b=$!
   port="$(free_port 18110)"
   LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_COMMAND_TIMEOUT_MS=180000 \
@@ -320,7 +326,7 @@ failover() {
   serve=$!
   wait_http "http://127.0.0.1:$port/health/ready"
   # both processors own partitions before the kill (the group settles over a few rebalances)
-  local deadline=$((SECONDS + 90))
+  local deadline=$((SECONDS + 600))
   until [ -n "$(owned_partitions "$RUN/failover-$label-a.log")" ] &&
     [ -n "$(owned_partitions "$RUN/failover-$label-b.log")" ]; do
     [ "$SECONDS" -lt "$deadline" ] || die "the two processors never shared the partitions"
@@ -342,7 +348,7 @@ failover() {
   stop_pid "$serve"
   stop_pid "$b"
   python3 - "$RUN/failover-$label-probe.json" "$RUN/failover-$label-b.log" "$owned" \
-    "$RUN/failover-$label.json" <<'PY'
+    "$RUN/failover-$label.json" "$every" <<'PY'
 import json, re, sys
 probe = json.load(open(sys.argv[1]))
 log = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[2]).read())
@@ -351,15 +357,37 @@ restores = []
 for line in log.splitlines():
     if "partition restored" in line:
         fields = dict(re.findall(r"(\w+)=(\S+)", line))
-        restores.append({k: int(fields[k]) for k in ("partition", "events", "ms") if k in fields})
+        restore = {k: int(fields[k]) for k in ("partition", "events", "folded", "ms") if k in fields}
+        restore["source"] = fields.get("source", "log")
+        restores.append(restore)
 taken_over = [r for r in restores if r.get("partition") in killed]
 probe.update({
     "killed_partitions": killed,
     "takeover_restores": taken_over[-len(killed):] if killed else [],
     "session_timeout_s": 6, "transaction_timeout_s": 10,
+    "snapshot_every_events": int(sys.argv[5]),
 })
 json.dump(probe, open(sys.argv[4], "w"), indent=2)
 PY
+}
+
+# Failover on a long log (--failover-events) without, then with snapshots; its topics are
+# deleted afterwards (they take GBs).
+phase_failover() {
+  local prefix="bench-$STAMP-failover" url
+  url="$(fresh_db failover)"
+  lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
+  log "failover: $B_FAILOVER_EVENTS events over $B_BACKLOG_ACCOUNTS accounts"
+  "$BENCH_BIN" produce --topic "$prefix.events" --events "$B_FAILOVER_EVENTS" \
+    --accounts "$B_BACKLOG_ACCOUNTS" --batch 5000 --out "$RUN/produce-failover.json"
+  failover "$prefix" "$url" long-nosnap 0
+  failover "$prefix" "$url" long
+  log "deleting the topics of $prefix"
+  local topic
+  for topic in commands events command-results layout snapshots; do
+    kafka_java "$(kafka_libs)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$LOGBOOK_KAFKA_BROKERS" \
+      --delete --topic "$prefix.$topic" >>"$RUN/delete-topics.log" 2>&1 || true
+  done
 }
 
 phase_backlog() {
@@ -398,8 +426,9 @@ phase_backlog() {
   export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=100
   read -r state state_heap <<<"$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
   unset LOGBOOK_PROCESSOR_DEDUPE_CAPACITY
-  log "failover: SIGKILL of one of two processors, on the empty log and on the backlog"
+  log "failover: SIGKILL of one of two processors, on the empty log and on the backlog (without, then with snapshots)"
   failover "bench-$STAMP-empty" "$url" empty
+  failover "$prefix" "$url" backlog-nosnap 0
   failover "$prefix" "$url" backlog
   python3 - "$RUN/backlog.json" <<PY
 import json, sys
@@ -489,7 +518,7 @@ cmd_bench() {
   (umask 077 && "$LB_BIN" token --role service --sub bench --ttl 86400 >"$RUN/token" &&
     "$LB_BIN" token --role admin --sub bench-admin --ttl 86400 >"$RUN/admin-token")
   local phase
-  for phase in logbook plain_pg cqrs_es kafka copy backlog; do
+  for phase in logbook plain_pg cqrs_es kafka copy backlog failover; do
     if skipped "${phase//_/-}"; then
       log "phase ${phase//_/-} skipped"
       continue

@@ -134,24 +134,25 @@ apply_acls() {
   kafka_client_properties admin "$(cat "$(secret_of kafka-admin)")" >"$KAFKA_DIR/admin.properties"
   chmod 600 "$KAFKA_DIR/admin.properties"
   local commands="$prefix.commands" events="$prefix.events" results="$prefix.command-results"
-  local layout="$prefix.layout"
+  local layout="$prefix.layout" snapshots="$prefix.snapshots"
   local gateway processor saga projector tools
   gateway="$(kafka_user gateway)" processor="$(kafka_user processor)" saga="$(kafka_user saga)"
   projector="$(kafka_user projector)" tools="$(kafka_user tools)"
   # writers (idempotent and transactional producers need WRITE on the topic only, KIP-679)
   acl "$gateway" Write,Describe --topic "$commands"
   acl "$saga" Write,Describe --topic "$commands"
-  acl "$processor" Write,Describe --topic "$events" --topic "$results"
+  acl "$processor" Write,Describe --topic "$events" --topic "$results" --topic "$snapshots"
   # readers
   acl "$gateway" Read,Describe --topic "$results" --topic "$layout" --topic "$commands"
-  acl "$processor" Read,Describe --topic "$commands" --topic "$layout" --topic "$events"
+  acl "$processor" Read,Describe --topic "$commands" --topic "$layout" --topic "$events" \
+    --topic "$snapshots"
   acl "$saga" Read,Describe --topic "$events" --topic "$results" --topic "$layout"
   acl "$projector" Read,Describe --topic "$events" --topic "$layout"
   acl "$tools" Read,Describe --resource-pattern-type prefixed --topic "$prefix."
   # consumer groups and transactional ids
   acl "$gateway" Read --resource-pattern-type prefixed --group "$prefix-gateway"
   acl "$processor" Read --group "$prefix.processors" --group logbook-restore-unused \
-    --group logbook-layout-reader-unused
+    --group logbook-layout-reader-unused --group logbook-snapshot-reader-unused
   acl "$saga" Read --group "$prefix.sagas" --group logbook-layout-reader-unused
   acl "$projector" Read --resource-pattern-type prefixed --group "$prefix.projection."
   acl "$projector" Read --group logbook-layout-reader-unused

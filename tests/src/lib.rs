@@ -33,6 +33,11 @@ pub mod services;
 /// Partitions of the test topics: enough to spread accounts, small enough to be quick.
 pub const TEST_PARTITIONS: i32 = 4;
 
+/// Processors in tests snapshot a partition every this many events (10,000 in production), so
+/// that the restores of the fault tests (SIGKILL, unclear commits, rebalances) start from
+/// snapshots too.
+pub const TEST_SNAPSHOT_EVERY_EVENTS: u64 = 25;
+
 /// Fresh topics and a fresh, migrated database.
 #[derive(Debug, Clone)]
 pub struct TestEnv {
@@ -148,6 +153,8 @@ impl TestEnv {
             "0",
             "--processor-batch-max",
             "500",
+            "--snapshot-every-events",
+            &TEST_SNAPSHOT_EVERY_EVENTS.to_string(),
         ])
         .expect("the harness's flags parse");
         let mut settings = parsed
@@ -215,6 +222,10 @@ impl TestEnv {
             .env("LOGBOOK_DATABASE_URL", &self.database_url)
             .env("LOGBOOK_JWT_SECRET", self.jwt_secret.expose())
             .env("LOGBOOK_KEK", self.kek_base64())
+            .env(
+                "LOGBOOK_SNAPSHOT_EVERY_EVENTS",
+                TEST_SNAPSHOT_EVERY_EVENTS.to_string(),
+            )
             .env("LOGBOOK_ENVIRONMENT", "development");
         if let Some(file) = self.services.get("LOGBOOK_DATABASE_PASSWORD_FILE") {
             command.env("LOGBOOK_DATABASE_PASSWORD_FILE", file);

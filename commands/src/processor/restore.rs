@@ -160,11 +160,21 @@ fn from_snapshot(
         horizon: limits.dedupe_horizon,
         capacity: limits.dedupe_capacity,
     };
-    let Some(decoded) =
-        snapshot::load_latest(kafka, reader.partition, reader.high, dedupe, limits.timeout)?
-    else {
-        return Ok(None);
-    };
+    // the snapshot only saves time: when it cannot be read (not allowed, unavailable), the log
+    // can
+    let decoded =
+        match snapshot::load_latest(kafka, reader.partition, reader.high, dedupe, limits.timeout) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                tracing::warn!(
+                    partition = reader.partition,
+                    %error,
+                    "snapshots unreadable: restoring from the log"
+                );
+                return Ok(None);
+            }
+        };
     let (covers, mut state) = (decoded.covers, decoded.state);
     let named = state.last_event_id.map(|id| (covers - 1, id));
     match reader.fold(Offset::Offset(covers - 1), &mut state, named) {

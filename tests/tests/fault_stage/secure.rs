@@ -164,7 +164,12 @@ async fn every_role_runs_with_its_own_identity_and_nothing_more() {
     let http = [("LOGBOOK_HTTP_ADDR", format!("127.0.0.1:{port}"))];
     let _roles = Roles(vec![
         spawn_role(&vars("gateway"), "serve", &http),
-        spawn_role(&vars("processor"), "process", &[]),
+        // snapshots often, so that the processor's rights on the snapshots topic are used
+        spawn_role(
+            &vars("processor"),
+            "process",
+            &[("LOGBOOK_SNAPSHOT_EVERY_EVENTS", "3".into())],
+        ),
         spawn_role(&vars("saga"), "saga", &[]),
         spawn_role(&vars("projector"), "project", &[]),
     ]);

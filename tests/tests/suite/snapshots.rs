@@ -143,6 +143,12 @@ async fn restores_start_from_snapshots_equal_the_full_log_and_fall_back_when_unu
     let mut from_snapshot = 0;
     for (p, (full, snapped)) in full.iter().zip(&snapped).enumerate() {
         assert!(full.snapshot.is_none());
+        // a partition is snapshotted once it has 15 events and a batch writes to it again
+        assert!(
+            snapped.snapshot.is_some() || full.folded < 30,
+            "partition {p}: {} events and no usable snapshot",
+            full.folded
+        );
         if let Some(covers) = snapped.snapshot {
             from_snapshot += 1;
             assert!(

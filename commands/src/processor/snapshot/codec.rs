@@ -26,6 +26,10 @@ use super::super::state::{Applied, PartitionState, Slot};
 use crate::domain::{Account, AccountParts, AccountStatus};
 
 const MAGIC: &[u8; 6] = b"LBSNAP";
+/// Bytes of one remembered command id.
+const DEDUPE_ENTRY: usize = 16 + 8 + 8 + 8 + 8;
+/// Bytes of the smallest account: an empty owner id and no transfers.
+const ACCOUNT_MIN: usize = 16 + 1 + 3 + 4 + 8 + 8 + 8 + 32 + 4 + 4;
 /// The format this build writes and reads.
 pub const FORMAT: u16 = 1;
 
@@ -148,7 +152,7 @@ pub fn decode(
     }
     let mut state = PartitionState::new(dedupe_horizon, dedupe_capacity);
     let floor = r.i64()?;
-    let count = r.len(48)?;
+    let count = r.len(DEDUPE_ENTRY)?;
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let id = r.uuid()?;
@@ -160,7 +164,7 @@ pub fn decode(
         entries.push((id, applied, r.i64()?));
     }
     state.dedupe.restore(entries, floor);
-    let accounts = r.len(100)?;
+    let accounts = r.len(ACCOUNT_MIN)?;
     for _ in 0..accounts {
         let (parts, last_hash) = read_account(&mut r)?;
         if state.accounts.get(&parts.id).is_some() {
@@ -271,8 +275,9 @@ impl<'a> Reader<'a> {
         Ok(Uuid::from_bytes(self.array()?))
     }
 
-    /// A count of entries of at least `min_size` bytes each, refused when the bytes left cannot
-    /// hold them (so a corrupt count never allocates).
+    /// A count of entries of at least `min_size` bytes each (the exact minimum: a larger one
+    /// would refuse valid snapshots), refused when the bytes left cannot hold them (so a corrupt
+    /// count never allocates).
     fn len(&mut self, min_size: usize) -> Result<usize, CodecError> {
         let len = u32::from_le_bytes(self.array()?) as usize;
         if len.saturating_mul(min_size) > self.bytes.len() - self.at {
