@@ -12,6 +12,7 @@ the run folder and deletes perf.data; that needs perf and jfr, not matplotlib.
 """
 import argparse
 import collections
+import glob
 import json
 import math
 import os
@@ -32,10 +33,6 @@ PARTS = {
     "produce_backlog": "produce-backlog.json",
     "failover_small": "failover-empty.json",
     "failover_backlog": "failover-backlog.json",
-    "failover_backlog_nosnap": "failover-backlog-nosnap.json",
-    "failover_long": "failover-long.json",
-    "failover_long_nosnap": "failover-long-nosnap.json",
-    "produce_failover": "produce-failover.json",
     "profile_logbook": "profile-logbook.json",
     "profile_kafka": "profile-kafka.json",
 }
@@ -59,6 +56,13 @@ def load_parts(run):
         if os.path.exists(path):
             with open(path) as f:
                 parts[key] = json.load(f)
+    # the failover phase: failover-log-<events>-{nosnap,snap}.json, by (events, with snapshots)
+    for path in glob.glob(os.path.join(run, "failover-log-*-*snap.json")):
+        match = re.search(r"failover-log-(\d+)-(nosnap|snap)\.json$", path)
+        if match:
+            with open(path) as f:
+                key = f"{int(match.group(1)):012d}-{match.group(2)}"
+                parts.setdefault("failover_logs", {})[key] = json.load(f)
     return parts
 
 
@@ -137,21 +141,18 @@ def failover_rows(p):
     the partitions it took over (the restore target: <= 2 s with snapshots, flat in log length)."""
     rows = []
     events = (p.get("backlog") or {}).get("events")
-    long_events = (p.get("produce_failover") or {}).get("events")
-    def length(n, fallback):
-        return f"{fmt(n, 0)} events" if n else fallback
-    for key, log in (("failover_small", "a log of a few hundred events"),
-                     ("failover_backlog_nosnap", length(events, "the backlog")),
-                     ("failover_backlog", length(events, "the backlog")),
-                     ("failover_long_nosnap", length(long_events, "the long log")),
-                     ("failover_long", length(long_events, "the long log"))):
-        f = p.get(key)
+    runs = [(p.get("failover_small"), "a log of a few hundred events"),
+            (p.get("failover_backlog"), f"{fmt(events, 0)} events" if events else "the backlog")]
+    # keys "<events, 12 digits>-nosnap" / "-snap": by length, without snapshots first
+    runs += [(f, f"{fmt(int(k.split('-')[0]), 0)} events")
+             for k, f in sorted(p.get("failover_logs", {}).items())]
+    for f, log in runs:
         if not f or f.get("failover_s") is None:
             continue
         snapshots = f.get("snapshot_every_events", 0) > 0
         restores = f.get("takeover_restores") or []
         slowest = max((r.get("ms", 0) for r in restores), default=0) / 1000
-        sources = sorted({r.get("source", "log") for r in restores})
+        sources = sorted({r.get("source", "log").strip('"') for r in restores})
         restored = (f"; the survivor restored {len(restores)} partitions ({'/'.join(sources)}) folding "
                     f"{fmt(sum(r.get('folded', r.get('events', 0)) for r in restores), 0)} of "
                     f"{fmt(sum(r.get('events', 0) for r in restores), 0)} events in "
@@ -164,7 +165,8 @@ def failover_rows(p):
         verdict = (f"measured (bounded by session timeout {f['session_timeout_s']} s + transaction timeout "
                    f"{f['transaction_timeout_s']} s + restore)")
         target = "measured, with the log length"
-        if snapshots and restores:
+        # judged where a snapshot is due: the partitions held more events than its interval
+        if snapshots and restores and max(r.get("events", 0) for r in restores) > f["snapshot_every_events"]:
             target += "; restore <= 2 s with snapshots"
             verdict += "; restore " + ("met" if slowest <= 2 and sources == ["snapshot"]
                                        else f"missed: {fmt(slowest)} s from {'/'.join(sources)}")

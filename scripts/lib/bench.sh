@@ -16,16 +16,16 @@
 # cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the
 # processor's batching), copy (raw COPY of the projectors' rows), backlog (1M events: projector
 # catch-up, rebuild, processor memory per account with and without the window of remembered
-# command ids; failover with and without snapshots), failover (--failover-events, default 10M,
-# over --backlog-accounts accounts: failover with and without snapshots on a long log; the
-# topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
+# command ids; failover), failover (for each of --failover-events, comma-separated, default
+# 1M and 10M, over --backlog-accounts accounts: failover without, then with snapshots; each
+# log's topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
 
 bench_usage() { sed -n '4,22p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
-  B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=10000000
+  B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=1000000,10000000
   B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -358,7 +358,7 @@ for line in log.splitlines():
     if "partition restored" in line:
         fields = dict(re.findall(r"(\w+)=(\S+)", line))
         restore = {k: int(fields[k]) for k in ("partition", "events", "folded", "ms") if k in fields}
-        restore["source"] = fields.get("source", "log")
+        restore["source"] = fields.get("source", "log").strip('"')
         restores.append(restore)
 taken_over = [r for r in restores if r.get("partition") in killed]
 probe.update({
@@ -371,22 +371,26 @@ json.dump(probe, open(sys.argv[4], "w"), indent=2)
 PY
 }
 
-# Failover on a long log (--failover-events) without, then with snapshots; its topics are
-# deleted afterwards (they take GBs).
+# Failover on logs of each length of --failover-events, without then with snapshots, written
+# to $RUN/failover-log-<events>-{nosnap,snap}.json; each log's topics are deleted afterwards
+# (10M events take GBs).
 phase_failover() {
-  local prefix="bench-$STAMP-failover" url
-  url="$(fresh_db failover)"
-  lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
-  log "failover: $B_FAILOVER_EVENTS events over $B_BACKLOG_ACCOUNTS accounts"
-  "$BENCH_BIN" produce --topic "$prefix.events" --events "$B_FAILOVER_EVENTS" \
-    --accounts "$B_BACKLOG_ACCOUNTS" --batch 5000 --out "$RUN/produce-failover.json"
-  failover "$prefix" "$url" long-nosnap 0
-  failover "$prefix" "$url" long
-  log "deleting the topics of $prefix"
-  local topic
-  for topic in commands events command-results layout snapshots; do
-    kafka_java "$(kafka_libs)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$LOGBOOK_KAFKA_BROKERS" \
-      --delete --topic "$prefix.$topic" >>"$RUN/delete-topics.log" 2>&1 || true
+  local events prefix url topic
+  for events in ${B_FAILOVER_EVENTS//,/ }; do
+    prefix="bench-$STAMP-f$events"
+    url="$(fresh_db "f$events")"
+    lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
+    log "failover: $events events over $B_BACKLOG_ACCOUNTS accounts, without then with snapshots"
+    "$BENCH_BIN" produce --topic "$prefix.events" --events "$events" \
+      --accounts "$B_BACKLOG_ACCOUNTS" --batch 5000 --out "$RUN/produce-f$events.json"
+    failover "$prefix" "$url" "log-$events-nosnap" 0
+    failover "$prefix" "$url" "log-$events-snap"
+    log "deleting the topics of $prefix"
+    for topic in commands events command-results layout snapshots; do
+      kafka_java "$(kafka_libs)" org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "$LOGBOOK_KAFKA_BROKERS" --delete --topic "$prefix.$topic" \
+        >>"$RUN/delete-topics.log" 2>&1 || true
+    done
   done
 }
 
@@ -426,9 +430,8 @@ phase_backlog() {
   export LOGBOOK_PROCESSOR_DEDUPE_CAPACITY=100
   read -r state state_heap <<<"$(processor_rss "$prefix" "$RUN/process-backlog-state.log" "$url")"
   unset LOGBOOK_PROCESSOR_DEDUPE_CAPACITY
-  log "failover: SIGKILL of one of two processors, on the empty log and on the backlog (without, then with snapshots)"
+  log "failover: SIGKILL of one of two processors, on the empty log and on the backlog"
   failover "bench-$STAMP-empty" "$url" empty
-  failover "$prefix" "$url" backlog-nosnap 0
   failover "$prefix" "$url" backlog
   python3 - "$RUN/backlog.json" <<PY
 import json, sys

@@ -154,13 +154,13 @@ impl Assembly {
         }
     }
 
-    /// The complete snapshots covering at most `end`, newest first, each checked against its
-    /// checksum.
-    pub fn complete(&self, end: i64) -> Vec<Whole> {
+    /// The complete snapshots covering at most `end`, newest first, each put together and
+    /// checked against its checksum only when the iterator reaches it.
+    pub fn complete(&self, end: i64) -> impl Iterator<Item = Whole> + '_ {
         self.snapshots
             .iter()
             .rev()
-            .filter(|((covers, _), pieces)| {
+            .filter(move |((covers, _), pieces)| {
                 *covers <= end && pieces.pieces.iter().all(Option::is_some)
             })
             .map(|((covers, sha256), pieces)| {
@@ -176,7 +176,6 @@ impl Assembly {
                     },
                 }
             })
-            .collect()
     }
 }
 
@@ -207,7 +206,7 @@ mod tests {
         let chunks = split(&body, 1, 42);
         assert_eq!(chunks.len(), 3);
         assert!(chunks.iter().all(|(_, piece)| piece.len() <= CHUNK_BYTES));
-        let wholes = reassemble(&chunks).complete(42);
+        let wholes: Vec<Whole> = reassemble(&chunks).complete(42).collect();
         assert_eq!(wholes.len(), 1);
         assert_eq!(wholes[0].covers, 42);
         assert_eq!(wholes[0].body.as_deref(), Ok(&body[..]));
@@ -221,16 +220,19 @@ mod tests {
         let newer = split(&new, 1, 20);
         chunks.push(newer[0]); // its second chunk never arrived
         let assembly = reassemble(&chunks);
-        let wholes = assembly.complete(100);
+        let wholes: Vec<Whole> = assembly.complete(100).collect();
         assert_eq!(wholes.len(), 1, "only the complete one");
         assert_eq!(wholes[0].covers, 10);
-        assert!(assembly.complete(9).is_empty(), "past the events' end");
+        assert!(
+            assembly.complete(9).next().is_none(),
+            "past the events' end"
+        );
 
         let mut assembly = reassemble(&split(&old, 1, 10));
         let (mut header, _) = split(&old, 1, 30)[0];
         header.sha256 = split(&old, 1, 30)[0].0.sha256;
         assembly.add(header, vec![9u8; 10]); // same checksum, other bytes
-        let wholes = assembly.complete(100);
+        let wholes: Vec<Whole> = assembly.complete(100).collect();
         assert_eq!(wholes[0].body, Err(ChunkError::Checksum { covers: 30 }));
         assert_eq!(
             wholes[1].body.as_deref(),

@@ -1,9 +1,10 @@
 //! Finding the newest readable snapshot of a partition on the snapshots topic.
 //!
 //! The topic is compacted, but its newest segment is not: it may hold many snapshots of a
-//! partition. The reader looks at the last records first (a window of 64, then eight times
-//! more each time, down to the start), because a snapshot's chunks are written one after the
-//! other in one transaction, and takes the newest snapshot that is complete, matches its
+//! partition. The reader looks at the last records first (a window of 64), because a snapshot's
+//! chunks are written one after the other in one transaction: when the window holds no complete
+//! snapshot, the next one starts where the newest snapshot seen began (its chunk `i` at offset
+//! `o` puts its first chunk at about `o - i`), or eight times wider, down to the start. It takes the newest snapshot that is complete, matches its
 //! checksum, is in a format this build reads and covers no more than the events partition
 //! holds. A snapshot that fails any of these is logged, counted and passed over for an older
 //! one; none at all means a restore from the full log.
@@ -48,6 +49,8 @@ pub fn load_latest(
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // the end is reached when a fetch comes back empty: do not let the broker hold it
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(Reporting)?;
     let (low, high) = match consumer.fetch_watermarks(&topic, partition, timeout) {
         Ok(marks) => marks,
@@ -58,13 +61,12 @@ pub fn load_latest(
         Err(error) => return Err(error),
     };
     let deadline = Instant::now() + timeout;
-    let mut window = FIRST_WINDOW;
+    let mut start = high.saturating_sub(FIRST_WINDOW).max(low);
     if high <= low {
         return Ok(None);
     }
     loop {
-        let start = high.saturating_sub(window).max(low);
-        let assembly = read_range(&consumer, &topic, partition, start, deadline)?;
+        let (assembly, newest_from) = read_range(&consumer, &topic, partition, start, deadline)?;
         for whole in assembly.complete(events_end) {
             let decoded = whole
                 .body
@@ -85,7 +87,12 @@ pub fn load_latest(
         if start == low {
             return Ok(None);
         }
-        window = window.saturating_mul(8);
+        let wider = high.saturating_sub((high - start).saturating_mul(8));
+        start = match newest_from {
+            Some(from) if from < start => from,
+            _ => wider,
+        }
+        .max(low);
     }
 }
 
@@ -130,18 +137,20 @@ pub(crate) fn unusable(partition: i32, covers: i64, why: &str) {
     );
 }
 
-/// Every chunk of the partition from `start` to its (read_committed) end.
+/// Every chunk of the partition from `start` to its (read_committed) end, and where the newest
+/// snapshot seen begins (the offset of its chunk 0, if the chunks are one after the other).
 fn read_range(
     consumer: &BaseConsumer<Reporting>,
     topic: &str,
     partition: i32,
     start: i64,
     deadline: Instant,
-) -> Result<Assembly, KafkaError> {
+) -> Result<(Assembly, Option<i64>), KafkaError> {
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
     let mut assembly = Assembly::default();
+    let mut newest: Option<(i64, i64)> = None;
     loop {
         if Instant::now() > deadline {
             return Err(KafkaError::MessageConsumption(
@@ -166,7 +175,13 @@ fn read_range(
                 .and_then(|header| header.value)
         });
         match header {
-            Ok(header) => assembly.add(header, payload.to_vec()),
+            Ok(header) => {
+                let from = message.offset() - i64::from(header.index);
+                if newest.is_none_or(|(covers, _)| header.covers >= covers) {
+                    newest = Some((header.covers, from));
+                }
+                assembly.add(header, payload.to_vec());
+            }
             Err(error) => tracing::warn!(
                 partition,
                 offset = message.offset(),
@@ -175,7 +190,7 @@ fn read_range(
             ),
         }
     }
-    Ok(assembly)
+    Ok((assembly, newest.map(|(_, from)| from)))
 }
 
 fn is_unknown_topic(error: &KafkaError) -> bool {
