@@ -71,6 +71,21 @@ impl KafkaSettings {
         }
         config
     }
+
+    /// A consumer's settings for reading assigned partitions up to their end, committed records
+    /// only: it never joins `group_id` (librdkafka wants one) nor commits, and the first empty
+    /// fetch ends the read (the broker's default 500 ms wait for data would be added to it).
+    pub fn end_reader_config(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "10");
+        config
+    }
 }
 
 /// The topics of one Logbook installation.

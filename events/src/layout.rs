@@ -129,10 +129,7 @@ pub fn check(settings: &KafkaSettings) -> Result<i32, LayoutError> {
 fn recorded(settings: &KafkaSettings) -> Result<Option<i32>, LayoutError> {
     let topic = settings.topics().layout;
     let consumer: BaseConsumer<Reporting> = settings
-        .client_config()
-        .set("group.id", "logbook-layout-reader-unused")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
+        .end_reader_config("logbook-layout-reader-unused")
         .create_with_context(Reporting)?;
     let (low, high) = retry_transient(|| consumer.fetch_watermarks(&topic, 0, CALL_TIMEOUT))?;
     if high <= low {

@@ -75,15 +75,7 @@ pub fn restore_partition(
     let timeout = limits.timeout;
     let topic = kafka.topics().events;
     let consumer: BaseConsumer<Reporting> = kafka
-        .client_config()
-        .set("group.id", "logbook-restore-unused")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        // the end is reached when a fetch comes back empty: the broker's default wait for data
-        // (500 ms) would be added to every restore
-        .set("fetch.wait.max.ms", "10")
+        .end_reader_config("logbook-restore-unused")
         // librdkafka's default prefetch queue (64 MB) stays: a smaller one made the fold 20%
         // slower, and the pages it used are given back after the restore anyway (see below)
         .set("fetch.max.bytes", "52428800")

@@ -43,14 +43,7 @@ pub fn load_latest(
 ) -> Result<Option<Decoded>, KafkaError> {
     let topic = kafka.topics().snapshots;
     let consumer: BaseConsumer<Reporting> = kafka
-        .client_config()
-        .set("group.id", "logbook-snapshot-reader-unused")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        // the end is reached when a fetch comes back empty: do not let the broker hold it
-        .set("fetch.wait.max.ms", "10")
+        .end_reader_config("logbook-snapshot-reader-unused")
         .create_with_context(Reporting)?;
     let (low, high) = match consumer.fetch_watermarks(&topic, partition, timeout) {
         Ok(marks) => marks,
