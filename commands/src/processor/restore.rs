@@ -95,7 +95,7 @@ pub fn restore_partition(
         high,
         deadline: (started, timeout),
     };
-    let restored = match from_snapshot(kafka, &reader, limits)? {
+    let mut restored = match from_snapshot(kafka, &reader, limits)? {
         Some(restored) => restored,
         None => {
             let mut state = PartitionState::new(limits.dedupe_horizon, limits.dedupe_capacity);
@@ -111,7 +111,6 @@ pub fn restore_partition(
             }
         }
     };
-    let mut restored = restored;
     restored.state.next_write = Some(high);
     let folded_in = started.elapsed();
     restored.state.accounts.shrink_to_fit();

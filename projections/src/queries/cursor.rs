@@ -30,34 +30,36 @@ pub struct TransferCursor(pub Uuid);
 
 impl TransferCursor {
     pub fn encode(&self) -> String {
-        encode('t', &self.0.simple().to_string())
+        encode_uuid('t', self.0)
     }
 
     pub fn decode(cursor: &str) -> Result<TransferCursor, CursorError> {
-        let key = decode(cursor, 't')?;
-        if key.len() != 32 {
-            return Err(CursorError);
-        }
-        Uuid::try_parse(&key)
-            .map(TransferCursor)
-            .map_err(|_| CursorError)
+        decode_uuid(cursor, 't').map(TransferCursor)
     }
 }
 
 impl AccountCursor {
     pub fn encode(&self) -> String {
-        encode('a', &self.0.simple().to_string())
+        encode_uuid('a', self.0)
     }
 
     pub fn decode(cursor: &str) -> Result<AccountCursor, CursorError> {
-        let key = decode(cursor, 'a')?;
-        if key.len() != 32 {
-            return Err(CursorError);
-        }
-        Uuid::try_parse(&key)
-            .map(AccountCursor)
-            .map_err(|_| CursorError)
+        decode_uuid(cursor, 'a').map(AccountCursor)
     }
+}
+
+/// A cursor after an id: the id in its 32-digit simple form.
+fn encode_uuid(tag: char, id: Uuid) -> String {
+    encode(tag, &id.simple().to_string())
+}
+
+/// The id of a cursor [`encode_uuid`] made with `tag`.
+fn decode_uuid(cursor: &str, tag: char) -> Result<Uuid, CursorError> {
+    let key = decode(cursor, tag)?;
+    if key.len() != 32 {
+        return Err(CursorError);
+    }
+    Uuid::try_parse(&key).map_err(|_| CursorError)
 }
 
 impl LineCursor {

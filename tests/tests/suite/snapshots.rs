@@ -8,12 +8,11 @@ use std::time::Duration;
 use logbook_api::auth::Role;
 use logbook_cli::roles::Roles;
 use logbook_commands::processor::restore::{RestoreLimits, Restored, restore_partition};
-use logbook_commands::processor::snapshot::{SnapshotPolicy, chunks, codec};
+use logbook_commands::processor::snapshot::{SnapshotPolicy, chunks, codec, write};
 use logbook_commands::processor::state::PartitionState;
 use logbook_events::KafkaSettings;
 use logbook_tests::checks::assert_log_invariants;
 use logbook_tests::{TestApp, TestEnv, log};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::json;
 use uuid::Uuid;
@@ -87,19 +86,12 @@ fn plant(kafka: &KafkaSettings, partition: i32, covers: i64, body: &[u8]) {
         kafka.client_config().create().expect("producer");
     let topic = kafka.topics().snapshots;
     for (header, piece) in chunks::split(body, codec::FORMAT, covers) {
-        let mut headers = OwnedHeaders::new();
-        for (name, value) in header.headers() {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(&value),
-            });
-        }
         let key = chunks::key(partition, header.index);
         let record = BaseRecord::to(&topic)
             .partition(partition)
             .key(&key)
             .payload(piece)
-            .headers(headers);
+            .headers(write::record_headers(&header));
         producer.send(record).map_err(|(e, _)| e).expect("sent");
     }
     producer.flush(Duration::from_secs(10)).expect("flushed");

@@ -45,14 +45,9 @@ pub fn load_latest(
     let consumer: BaseConsumer<Reporting> = kafka
         .end_reader_config("logbook-snapshot-reader-unused")
         .create_with_context(Reporting)?;
-    let (low, high) = match consumer.fetch_watermarks(&topic, partition, timeout) {
-        Ok(marks) => marks,
-        Err(error) if is_unknown_topic(&error) => {
-            tracing::warn!(%topic, "no snapshots topic: restoring from the log (run `logbook topics`)");
-            return Ok(None);
-        }
-        Err(error) => return Err(error),
-    };
+    // no topic (deleted since the processor started) is an error like any other: the caller
+    // restores from the log
+    let (low, high) = consumer.fetch_watermarks(&topic, partition, timeout)?;
     let deadline = Instant::now() + timeout;
     let mut start = high.saturating_sub(FIRST_WINDOW).max(low);
     if high <= low {
@@ -184,11 +179,4 @@ fn read_range(
         }
     }
     Ok((assembly, newest.map(|(_, from)| from)))
-}
-
-fn is_unknown_topic(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
-    )
 }

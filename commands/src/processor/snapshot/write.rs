@@ -135,18 +135,11 @@ impl Pending {
         C: ProducerContext<DeliveryOpaque = usize> + 'static,
     {
         for (key, header, piece) in &self.chunks {
-            let mut headers = OwnedHeaders::new();
-            for (name, value) in header.headers() {
-                headers = headers.insert(Header {
-                    key: name,
-                    value: Some(&value),
-                });
-            }
             let record = BaseRecord::with_opaque_to(topic, UNTRACKED)
                 .partition(self.partition)
                 .key(key)
                 .payload(piece)
-                .headers(headers);
+                .headers(record_headers(header));
             crate::txn::send(producer, record, timeout)?;
         }
         for key in &self.tombstones {
@@ -158,6 +151,18 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// A chunk's headers as a Kafka record carries them.
+pub fn record_headers(header: &ChunkHeader) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    for (name, value) in header.headers() {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(&value),
+        });
+    }
+    headers
 }
 
 #[cfg(test)]
