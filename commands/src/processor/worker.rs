@@ -307,10 +307,7 @@ impl Worker {
     }
 
     /// The consumed offsets of the batch and the group's metadata (fencing by generation).
-    fn consumed_offsets(
-        &self,
-        plan: &Plan,
-    ) -> Option<(TopicPartitionList, rdkafka::consumer::ConsumerGroupMetadata)> {
+    fn consumed_offsets(&self, plan: &Plan) -> Option<crate::txn::TxnOffsets> {
         let topic = self.settings.kafka.topics().commands;
         let mut consumed = TopicPartitionList::new();
         for (partition, next) in &plan.next_offsets {
@@ -318,7 +315,10 @@ impl Worker {
                 .add_partition_offset(&topic, *partition, Offset::Offset(*next))
                 .ok()?;
         }
-        Some((consumed, self.consumer.group_metadata()?))
+        Some(std::sync::Arc::new((
+            consumed,
+            self.consumer.group_metadata()?,
+        )))
     }
 
     /// The snapshots due among the partitions the plan writes to: of their committed state,

@@ -333,7 +333,7 @@ impl Saga {
                 }
                 Ok(())
             },
-            &(offsets, group),
+            &std::sync::Arc::new((offsets, group)),
             |_, ()| Ok(()),
         )
     }

@@ -22,5 +22,5 @@ pub mod transactor;
 pub use epochs::RebalanceContext;
 pub use group::{GroupError, GroupSettings, MissingOffsets};
 pub use logbook_events::retry::{Backoff, Outage};
-pub use producer::{KafkaTxnClient, send, settle, transactional_id};
+pub use producer::{KafkaTxnClient, TxnOffsets, send, settle, transactional_id};
 pub use transactor::{Outcome, Transactor, TxnClient, TxnError, TxnErrorKind};
