@@ -13,6 +13,7 @@ mod load;
 mod procstat;
 mod summary;
 mod synth;
+mod wait;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     PlainPg(baseline::plainpg::PlainPgArgs),
     /// The same domain on cqrs-es + postgres-es behind the same HTTP shape (baseline e).
     CqrsEs(baseline::plainpg::PlainPgArgs),
+    /// Waits until a projection has applied a number of events (one connection).
+    WaitProjected(wait::WaitArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             Command::Copy(args) => baseline::copy::run(args).await?,
             Command::PlainPg(args) => baseline::plainpg::run(args).await?,
             Command::CqrsEs(args) => baseline::cqrses::run(args).await?,
+            Command::WaitProjected(args) => wait::run(args).await?,
             Command::Produce(_) => {}
         }
         Ok(())
