@@ -155,17 +155,21 @@ impl<C: TxnClient> Transactor<C> {
         if let Err(error) = self.retrying("begin", |c, _| c.begin()) {
             return self.recover(error);
         }
+        let started = Instant::now();
         let written = match write(&self.client) {
             Ok(written) => written,
             Err(error) => return self.recover(error),
         };
+        self.phase("write", started);
         if let Err(error) = self.retrying("send_offsets", |c, t| c.send_offsets(offsets, t)) {
             return self.recover(error);
         }
+        let started = Instant::now();
         let value = match check(&self.client, written) {
             Ok(value) => value,
             Err(error) => return self.recover(error),
         };
+        self.phase("check", started);
         match self.retrying("commit", |c, t| c.commit(t)) {
             Ok(()) => {
                 self.outage.recovered();
@@ -224,6 +228,12 @@ impl<C: TxnClient> Transactor<C> {
         }
     }
 
+    /// How long a successful step of a transaction took (`logbook_transaction_phase_seconds`).
+    fn phase(&self, name: &'static str, started: Instant) {
+        metrics::histogram!("logbook_transaction_phase_seconds", "role" => self.role, "phase" => name)
+            .record(started.elapsed().as_secs_f64());
+    }
+
     /// Calls `call` again while it fails with a retriable error, for at most `retry_for`.
     fn retrying(
         &mut self,
@@ -234,7 +244,10 @@ impl<C: TxnClient> Transactor<C> {
         let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
         loop {
             match call(&self.client, self.timeout) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.phase(name, started);
+                    return Ok(());
+                }
                 Err(error)
                     if error.retriable()
                         && started.elapsed() < self.retry_for
