@@ -153,6 +153,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_poll_timeout_is_whole_milliseconds_rounded_up() {
+        use std::time::Duration;
+        assert_eq!(poll_timeout(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            poll_timeout(Duration::from_micros(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            poll_timeout(Duration::from_micros(1_700)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            poll_timeout(Duration::from_millis(100)),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
     fn topic_names_follow_the_prefix() {
         let topics = Topics::with_prefix("logbook");
         assert_eq!(topics.commands, "logbook.commands");
@@ -185,6 +203,16 @@ impl rdkafka::ClientContext for Reporting {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         client_error(&error, reason);
     }
+}
+
+/// The timeout to give a consumer's `poll` for the `left` of a deadline, rounded up to whole
+/// milliseconds. librdkafka counts its timeouts in milliseconds and rdkafka turns a shorter one
+/// into zero and calls again until the time has passed, so polling out the sub-millisecond
+/// remainder of a linger spins a core (at 50 commands/s, most of the CPU a `logbook all` used).
+/// Rounding up ends the wait up to a millisecond late instead.
+pub fn poll_timeout(left: std::time::Duration) -> std::time::Duration {
+    let millis = left.as_micros().div_ceil(1000);
+    std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 /// The error callback of every Logbook client context: notes refusals ([`crate::refusal`]),

@@ -1,5 +1,6 @@
 //! The processor producer's delivery reports: [`DeliveryContext`] collects the offsets the
-//! broker gave to the records of the open transaction (they become the `position` tokens).
+//! broker gave to the records of the open transaction (they become the `position` tokens), and
+//! counts every record's report for the commit's wait ([`crate::txn::deliveries`]).
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -8,8 +9,10 @@ use std::time::Duration;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{ClientContext, Message};
 
-/// Opaque of a record whose delivery report is not tracked (the command results: the commit
-/// flushes them and fails if one is not delivered).
+use crate::txn::{CountsDeliveries, Deliveries};
+
+/// Opaque of a record whose offset is not tracked (the command results: the commit waits for
+/// their reports and fails if one is not delivered).
 pub const UNTRACKED: usize = usize::MAX;
 
 /// Offsets of the records produced in the open transaction, by the index given at send time.
@@ -19,12 +22,13 @@ pub const UNTRACKED: usize = usize::MAX;
 /// are in, so nothing spins while the broker acknowledges.
 #[derive(Debug, Default)]
 pub struct DeliveryContext {
-    deliveries: Mutex<Deliveries>,
+    deliveries: Mutex<Tracked>,
     settled: Condvar,
+    counts: Deliveries,
 }
 
 #[derive(Debug, Default)]
-struct Deliveries {
+struct Tracked {
     offsets: HashMap<usize, i64>,
     failures: Vec<String>,
     /// Tracked records reported (delivered or failed) since the last reset.
@@ -73,6 +77,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        self.counts.reported();
         if index == UNTRACKED {
             return;
         }
@@ -87,5 +92,11 @@ impl ProducerContext for DeliveryContext {
         }
         deliveries.reported += 1;
         self.settled.notify_all();
+    }
+}
+
+impl CountsDeliveries for DeliveryContext {
+    fn deliveries(&self) -> &Deliveries {
+        &self.counts
     }
 }

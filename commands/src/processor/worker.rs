@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use logbook_events::kafka::poll_timeout;
 use logbook_events::{HEADER_TRACEPARENT, Position, encode, event_headers};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -138,7 +139,7 @@ impl Worker {
             if now >= until || self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let polled = self.consumer.poll(until - now);
+            let polled = self.consumer.poll(poll_timeout(until - now));
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use logbook_events::kafka::Reporting;
+use logbook_events::kafka::poll_timeout;
 use logbook_events::{KafkaSettings, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
@@ -26,7 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::envelope::{CommandEnvelope, CommandResult};
 use crate::txn::{
-    Backoff, GroupError, GroupSettings, KafkaTxnClient, MissingOffsets, Outage, Outcome,
+    Backoff, Counting, GroupError, GroupSettings, KafkaTxnClient, MissingOffsets, Outage, Outcome,
     RebalanceContext, Transactor, TxnError, group, send, transactional_id,
 };
 
@@ -99,7 +99,7 @@ pub async fn run_until(
     joined.await.map_err(|_| SagaError::Panicked)?
 }
 
-type Client = KafkaTxnClient<Reporting>;
+type Client = KafkaTxnClient<Counting>;
 
 struct Saga {
     settings: SagaSettings,
@@ -171,7 +171,7 @@ impl Saga {
                 "transaction.timeout.ms",
                 (settings.txn_timeout * 2).as_millis().to_string(),
             );
-        KafkaTxnClient::connect(config, || Reporting, settings.txn_timeout)
+        KafkaTxnClient::connect(config, Counting::default, settings.txn_timeout)
     }
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), SagaError> {
@@ -211,7 +211,7 @@ impl Saga {
             let Some(wait) = until.checked_duration_since(Instant::now()) else {
                 break;
             };
-            let polled = self.consumer.poll(wait);
+            let polled = self.consumer.poll(poll_timeout(wait));
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }

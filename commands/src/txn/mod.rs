@@ -8,17 +8,20 @@
 //!   ownership is used;
 //! - [`transactor`]: one transaction and its failure handling (retry what librdkafka says to
 //!   retry, abort what cannot commit, and never take an unclear commit for an abort);
-//! - [`producer`]: the transactional producer with an id stable for the process instance.
+//! - [`producer`]: the transactional producer with an id stable for the process instance;
+//! - [`deliveries`]: counting its records and delivery reports, to sleep until the last one.
 //!
 //! Waiting out an unavailable broker (backoff, one log line per outage) is
 //! `logbook_events::retry`, shared with the projector, which keeps its offsets in PostgreSQL
 //! and has its own loop in `logbook-projections`.
 
+pub mod deliveries;
 pub mod epochs;
 pub mod group;
 pub mod producer;
 pub mod transactor;
 
+pub use deliveries::{Counting, CountsDeliveries, Deliveries};
 pub use epochs::RebalanceContext;
 pub use group::{GroupError, GroupSettings, MissingOffsets};
 pub use logbook_events::retry::{Backoff, Outage};

@@ -9,8 +9,9 @@
 //! A `ThreadedProducer` serves the delivery reports on its own polling thread, which sleeps in
 //! librdkafka until one arrives. (rdkafka's `BaseProducer::poll(t)` always runs until `t` has
 //! passed and turns a sub-millisecond remainder into a zero timeout, so polling in short slices
-//! spins a core.) Before `commit_transaction`, [`settle`] waits for the last reports: rdkafka's
-//! commit first flushes, and its flush waits in 100 ms slices when anything is in flight.
+//! spins a core.) Before `commit_transaction`, [`settle`] sleeps until the last report is in
+//! (the context counts them: [`super::deliveries`]): rdkafka's commit first flushes, and its
+//! flush waits in 100 ms slices when anything is in flight.
 //!
 //! `send_offsets_to_transaction` runs on a thread of its own and is waited for with a deadline:
 //! librdkafka 2.12 can block in it for ever when the group coordinator goes away during the
@@ -29,11 +30,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::deliveries::CountsDeliveries;
 use super::transactor::{TxnClient, TxnError, TxnErrorKind};
 
 /// How long `send` sleeps while librdkafka's queue is full (the polling thread empties it).
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
-/// How often [`settle`] looks at librdkafka's out queue.
+/// How often [`settle`] looks at librdkafka's out queue once every report is in.
 const SETTLE_PAUSE: Duration = Duration::from_micros(200);
 /// How much longer than its own timeout `send_offsets_to_transaction` may take before its
 /// producer counts as stuck.
@@ -49,14 +51,14 @@ pub fn transactional_id(group: &str, instance: &str) -> String {
 }
 
 /// A transactional `ThreadedProducer` and the configuration to make it again.
-pub struct KafkaTxnClient<C: ProducerContext + 'static> {
+pub struct KafkaTxnClient<C: CountsDeliveries> {
     producer: Arc<ThreadedProducer<C>>,
     config: ClientConfig,
     make_context: fn() -> C,
     timeout: Duration,
 }
 
-impl<C: ProducerContext + 'static> std::fmt::Debug for KafkaTxnClient<C> {
+impl<C: CountsDeliveries> std::fmt::Debug for KafkaTxnClient<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaTxnClient")
             .field("transactional_id", &self.config.get("transactional.id"))
@@ -64,7 +66,7 @@ impl<C: ProducerContext + 'static> std::fmt::Debug for KafkaTxnClient<C> {
     }
 }
 
-impl<C: ProducerContext + 'static> KafkaTxnClient<C> {
+impl<C: CountsDeliveries> KafkaTxnClient<C> {
     /// Creates the producer (the config must set `transactional.id`) and initialises
     /// transactions.
     pub fn connect(
@@ -100,7 +102,7 @@ impl<C: ProducerContext + 'static> KafkaTxnClient<C> {
     }
 }
 
-impl<C: ProducerContext + 'static> TxnClient for KafkaTxnClient<C> {
+impl<C: CountsDeliveries> TxnClient for KafkaTxnClient<C> {
     type Offsets = TxnOffsets;
 
     fn begin(&self) -> Result<(), TxnError> {
@@ -145,12 +147,16 @@ impl<C: ProducerContext + 'static> TxnClient for KafkaTxnClient<C> {
     }
 }
 
-/// Waits until nothing is in flight (every delivery report served by the polling thread).
-pub fn settle<C: ProducerContext + 'static>(
+/// Waits until nothing is in flight: it sleeps until every record sent has its delivery report
+/// (served by the polling thread), then until librdkafka has let go of them.
+pub fn settle<C: CountsDeliveries>(
     producer: &ThreadedProducer<C>,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
     let deadline = Instant::now() + timeout;
+    if !producer.context().deliveries().wait_all_reported(deadline) {
+        return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+    }
     while producer.in_flight_count() > 0 {
         if Instant::now() >= deadline {
             return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
@@ -167,13 +173,16 @@ pub fn send<C, D>(
     timeout: Duration,
 ) -> Result<(), KafkaError>
 where
-    C: ProducerContext<DeliveryOpaque = D> + 'static,
+    C: CountsDeliveries + ProducerContext<DeliveryOpaque = D>,
     D: rdkafka::util::IntoOpaque,
 {
     let deadline = Instant::now() + timeout;
     loop {
         match producer.send(record) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                producer.context().deliveries().sent();
+                return Ok(());
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                 if Instant::now() < deadline =>
             {
@@ -190,9 +199,9 @@ mod tests {
     use rdkafka::Offset;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::mocking::{MockCluster, MockCoordinator};
-    use rdkafka::producer::DefaultProducerContext;
 
     use super::*;
+    use crate::txn::deliveries::Counting;
 
     /// librdkafka's mock cluster (error handling only): the group coordinator goes down while
     /// a transaction is open, and `send_offsets_to_transaction` never returns by itself; the
@@ -212,8 +221,7 @@ mod tests {
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("transactional.id", "txn");
         let timeout = Duration::from_secs(2);
-        let client =
-            KafkaTxnClient::connect(config, || DefaultProducerContext, timeout).expect("client");
+        let client = KafkaTxnClient::connect(config, Counting::default, timeout).expect("client");
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", "group")

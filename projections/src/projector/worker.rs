@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use logbook_events::kafka::poll_timeout;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -128,7 +129,7 @@ impl Worker {
                 break;
             };
             let linger = self.settings.batch_linger;
-            match self.consumer.poll(wait) {
+            match self.consumer.poll(poll_timeout(wait)) {
                 None => {}
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     self.context().set_at_end(partition, true);

@@ -132,7 +132,7 @@ impl Pending {
         timeout: Duration,
     ) -> Result<(), rdkafka::error::KafkaError>
     where
-        C: ProducerContext<DeliveryOpaque = usize> + 'static,
+        C: crate::txn::CountsDeliveries + ProducerContext<DeliveryOpaque = usize>,
     {
         for (key, header, piece) in &self.chunks {
             let record = BaseRecord::with_opaque_to(topic, UNTRACKED)
