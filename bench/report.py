@@ -63,7 +63,40 @@ def load_parts(run):
             with open(path) as f:
                 key = f"{int(match.group(1)):012d}-{match.group(2)}"
                 parts.setdefault("failover_logs", {})[key] = json.load(f)
+    # the sweep: load-logbook-sweep-<rate>.json, by offered rate
+    for path in glob.glob(os.path.join(run, "load-logbook-sweep-*.json")):
+        with open(path) as f:
+            load = json.load(f)
+        parts.setdefault("sweep", {})[float(load["rate"])] = load
     return parts
+
+
+def sweep_section(p, out):
+    """Latency against offered load on one instance: the sweep's loads and the measured one."""
+    loads = dict(p.get("sweep", {}))
+    if not loads:
+        return
+    if "logbook" in p:
+        loads[float(p["logbook"]["rate"])] = p["logbook"]
+    procs = ("kafka", "logbook", "postgres", "generator")
+    out += ["## Latency against load (same instance, after the measured load)", "",
+            "Each row is an open-loop load of the same length on the `logbook all` instance of the "
+            "measured load. Commands per transaction: commands decided over processor transactions "
+            "committed (including the saga's commands). CPU in % of one core, of the 2 the machine has.", "",
+            "| offered/s | ok/s | p50 | p90 | p99 | commands per transaction | "
+            + " | ".join(f"CPU {name}" for name in procs) + " | CPU total |",
+            "| --- " * (7 + len(procs)) + "|"]
+    for rate in sorted(loads):
+        r = loads[rate]
+        lat, server = r["latency"], r.get("server") or {}
+        txns = server.get("transactions_committed") or 0
+        per_txn = fmt(server["commands"] / txns) if txns and server.get("commands") else "—"
+        cpu = [r.get("procs", {}).get(name, {}).get("cpu_percent_mean") for name in procs]
+        total = sum(c for c in cpu if c is not None)
+        out.append(f"| {fmt(rate, 0)} | {fmt(r['throughput_ok_per_s'], 0)} | {fmt(lat['p50_ms'])} | "
+                   f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {per_txn} | "
+                   + " | ".join("—" if c is None else fmt(c, 0) for c in cpu) + f" | {fmt(total, 0)} |")
+    out.append("")
 
 
 def ratio(value, base):
@@ -520,12 +553,18 @@ def markdown(p, images):
     write_ratios(p, out)
     out += ["", "## HTTP load (open loop; latency from the scheduled send time)", ""]
     load_table(p, out)
-    out += ["", "## Baselines", ""]
+    out += [""]
+    sweep_section(p, out)
+    out += ["## Baselines", ""]
     baseline_table(p, out)
     if "cqrs_es" not in p:
         out += ["", "(e) cqrs-es + postgres-es: not run.", ""]
     out += [""]
     profile_section(p, out)
+    tried = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tried.md")
+    if os.path.exists(tried):
+        with open(tried) as f:
+            out += [f.read().rstrip(), ""]
     out += ["## Plots", ""] + [f"![{i}]({i})" for i in images]
     out += ["", "## Machine, versions and settings", "", "```json",
             json.dumps({k: env.get(k) for k in ("machine", "versions", "settings")}, indent=2), "```", ""]

@@ -7,9 +7,12 @@
 #                     [--backlog-events N] [--backlog-accounts N] [--failover-events N]
 #                     [--skip PHASE,...]
 #                     [--capacity-rate R] [--capacity-clients N] [--profile | --no-profile]
+#                     [--stack-warmup S] [--sweep R,...]
 #
 # Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
-# `logbook all`, release, rate limits off; then a second load on the same instance at
+# `logbook all`, release, rate limits off, after an unmeasured load of --stack-warmup seconds,
+# default 60, at --rate that warms the broker's JIT compiler; then the same load at each rate of
+# --sweep, default 50,200,500 (empty: none), for latency against load; then a second load at
 # --capacity-rate, default 4000/s (0 skips it), with --capacity-clients, default 1024; --profile,
 # the default, records 10 s of a third, unmeasured load with perf (logbook) and JFR (Kafka)),
 # plain-pg (the same load on the plain PostgreSQL ledger), cqrs-es (the same load on the
@@ -26,7 +29,7 @@ bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
   B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=1000000,10000000
-  B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1
+  B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1 B_STACK_WARMUP=60 B_SWEEP=50,200,500
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) B_PROFILE=1; shift; continue ;;
@@ -44,6 +47,8 @@ bench_parse() {
       --skip) B_SKIP="$2" ;;
       --capacity-rate) B_CAPACITY_RATE="$2" ;;
       --capacity-clients) B_CAPACITY_CLIENTS="$2" ;;
+      --stack-warmup) B_STACK_WARMUP="$2" ;;
+      --sweep) B_SWEEP="$2" ;;
       -h | --help) bench_usage; exit 0 ;;
       *) bench_usage; die "unknown option $1" ;;
     esac
@@ -104,12 +109,14 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
-# One open-loop load at rate $1 with $2 clients: label $3, API URL $4, then extra options.
+# One open-loop load at rate $1 with $2 clients: label $3, API URL $4, then extra options
+# (LOAD_DURATION and LOAD_WARMUP override --duration and --warmup).
 load_at() {
   local rate="$1" clients="$2" label="$3" url="$4"
   shift 4
   "$BENCH_BIN" load --label "$label" --url "$url" --token-file "$RUN/token" \
-    --duration "$B_DURATION" --warmup "$B_WARMUP" --clients "$clients" --rate "$rate" \
+    --duration "${LOAD_DURATION:-$B_DURATION}" --warmup "${LOAD_WARMUP:-$B_WARMUP}" \
+    --clients "$clients" --rate "$rate" \
     --accounts "$B_ACCOUNTS" --mix "$B_MIX" --proc "kafka=$(cat "$KAFKA_DIR/pid")" \
     --proc "postgres=$(head -n 1 "$PG_DIR/data/postmaster.pid")" --out "$RUN/load-$label.json" "$@"
 }
@@ -170,7 +177,20 @@ phase_logbook() {
     lb_bg "$prefix" "$url" "$RUN/logbook.log" all
   pid=$!
   wait_http "http://127.0.0.1:$port/health/ready"
+  if [ "$B_STACK_WARMUP" -gt 0 ]; then
+    # a freshly started broker runs interpreted until its JIT compiler has caught up: its first
+    # 20 s at 1,000/s answered in about 2 s at p50 here, against about 0.1 s once warm
+    log "warming the stack: $B_STACK_WARMUP s at $B_RATE/s, not measured"
+    LOAD_DURATION="$B_STACK_WARMUP" LOAD_WARMUP=0 load_run logbook-warmup \
+      "http://127.0.0.1:$port" --proc "logbook=$pid" || log "warm-up load failed"
+  fi
   load_run logbook "http://127.0.0.1:$port" --proc "logbook=$pid" --admin-token-file "$RUN/admin-token"
+  local rate
+  for rate in ${B_SWEEP//,/ }; do
+    log "latency against load: $rate/s offered, same instance"
+    load_at "$rate" "$B_CLIENTS" "logbook-sweep-$rate" "http://127.0.0.1:$port" \
+      --proc "logbook=$pid" --admin-token-file "$RUN/admin-token" || log "sweep load at $rate/s failed"
+  done
   if awk -v rate="$B_CAPACITY_RATE" 'BEGIN { exit !(rate > 0) }'; then
     log "capacity: $B_CAPACITY_RATE/s offered with $B_CAPACITY_CLIENTS clients, same instance"
     load_at "$B_CAPACITY_RATE" "$B_CAPACITY_CLIENTS" logbook-capacity "http://127.0.0.1:$port" \
@@ -483,6 +503,7 @@ json.dump({
     "load": {"duration_s": $B_DURATION, "warmup_s": $B_WARMUP, "rate": $B_RATE, "clients": $B_CLIENTS,
              "accounts": $B_ACCOUNTS, "mix": "$B_MIX"},
     "capacity_load": {"rate": $B_CAPACITY_RATE, "clients": $B_CAPACITY_CLIENTS},
+    "stack_warmup_s": $B_STACK_WARMUP, "sweep_rates": "$B_SWEEP",
     "profile": bool($B_PROFILE),
     "produce_events": $B_PRODUCE_EVENTS, "backlog_events": $B_BACKLOG_EVENTS, "backlog_accounts": $B_BACKLOG_ACCOUNTS}
 }, open(sys.argv[1], "w"), indent=2)
