@@ -116,31 +116,40 @@ def fmt(value, digits=1):
 def targets(p):
     """Rows of (figure, target, measured, verdict, baseline ratio)."""
     rows = []
-    lb, plain = p.get("logbook"), p.get("plain_pg")
+    lb, plain, raw = p.get("logbook"), p.get("plain_pg"), p.get("produce_txn")
     if lb:
-        tput, p99 = lb["throughput_ok_per_s"], lb["latency"]["p99_ms"]
-        met = tput >= 10_000 and p99 <= 25
-        verdict = "met" if met else (
-            f"missed: {fmt(tput, 0)}/s is {fmt(100 * tput / 10_000, 0)}% of 10,000/s"
-            f" (offered {fmt(lb['rate'], 0)}/s); p99 {fmt(p99)} ms vs 25 ms")
-        base = plain and f"{fmt(ratio(tput, plain['throughput_ok_per_s']), 2)}x the plain-PG throughput at the same offered rate"
-        rows.append(("commands through HTTP, sustained", ">= 10,000/s, p99 <= 25 ms",
-                     f"{fmt(tput, 0)}/s, p50 {fmt(lb['latency']['p50_ms'])} ms, p99 {fmt(p99)} ms",
+        p50, p99 = lb["latency"]["p50_ms"], lb["latency"]["p99_ms"]
+        raw_p50 = raw and raw["batch_latency"]["p50_ms"]
+        ok = p50 <= 10 and p99 <= 25 and (not raw_p50 or p50 <= 2.5 * raw_p50)
+        verdict = "met" if ok else (f"missed: p50 {fmt(p50)} ms vs 10 ms, p99 {fmt(p99)} ms vs 25 ms"
+                                    + (f", p50 {fmt(p50 / raw_p50)}x raw (<= 2.5x)" if raw_p50 else ""))
+        base = raw_p50 and (f"raw transactional produce of the same batch ({raw['batch']} events): "
+                            f"p50 {fmt(raw_p50)} ms")
+        rows.append((f"commands at {fmt(lb['rate'], 0)}/s offered", "p50 <= 10 ms, p99 <= 25 ms; p50 <= 2.5x raw "
+                     "transactional produce of the same batch",
+                     f"{fmt(lb['throughput_ok_per_s'], 0)}/s served, p50 {fmt(p50)} ms, p99 {fmt(p99)} ms",
                      verdict, base or ""))
+        # capacity: the highest offered rate of the sweep and the measured load served with p99 <= 100 ms
+        loads = list(p.get("sweep", {}).values()) + [lb]
+        within = [r for r in loads if r["latency"]["p99_ms"] <= 100 and r["throughput_ok_per_s"] >= 0.99 * r["rate"]]
+        best = max(within, key=lambda r: r["rate"], default=None)
+        tried = ", ".join(f"{fmt(r['rate'], 0)}/s: p99 {fmt(r['latency']['p99_ms'])} ms"
+                          for r in sorted(loads, key=lambda r: r["rate"]))
+        rows.append(("capacity (p99 <= 100 ms)", ">= 8,000/s",
+                     (f"{fmt(best['rate'], 0)}/s" if best else "below the lowest rate tried") + f" ({tried})",
+                     "met" if best and best["rate"] >= 8_000 else "missed", ""))
     cap = p.get("logbook_capacity")
     if cap:
         served, offered = cap["throughput_ok_per_s"], cap["rate"]
-        rows.append(("commands through HTTP, at capacity", ">= 10,000/s",
+        rows.append(("most commands served, whatever the latency", "(capacity above)",
                      f"{fmt(served, 0)}/s served of {fmt(offered, 0)}/s offered ({fmt(100 * served / offered, 0)}%, "
                      f"{cap['clients']} clients, {cap['errors']} errors), p50 {fmt(cap['latency']['p50_ms'])} ms, "
-                     f"p99 {fmt(cap['latency']['p99_ms'])} ms",
-                     "met" if served >= 10_000 else f"missed: {fmt(served, 0)}/s is {fmt(100 * served / 10_000, 0)}% of 10,000/s",
-                     ""))
+                     f"p99 {fmt(cap['latency']['p99_ms'])} ms", "", ""))
     if lb:
         fresh = lb["freshness"]["p99_ms"]
-        rows.append(("freshness (answer -> visible in accounts)", "p99 <= 50 ms",
+        rows.append(("freshness (answer -> visible in accounts)", "p99 <= 25 ms",
                      f"p50 {fmt(lb['freshness']['p50_ms'])} ms, p99 {fmt(fresh)} ms ({lb['freshness']['count']} probes, {lb['freshness_failures']} failed)",
-                     "met" if lb["freshness"]["count"] and fresh <= 50 else f"missed by {fmt(fresh - 50)} ms",
+                     "met" if lb["freshness"]["count"] and fresh <= 25 else f"missed by {fmt(fresh - 25)} ms",
                      plain and f"plain PG read after commit: p99 {fmt(plain['freshness']['p99_ms'])} ms" or ""))
     bl, cp = p.get("backlog"), p.get("copy")
     if bl:
