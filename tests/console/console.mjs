@@ -214,8 +214,19 @@ for (const [role, want] of Object.entries(expected)) {
   await page.focus('#as-of-slider');
   await page.keyboard.press('Home');
   await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '0.00 EUR');
+  // the three steps' requests are answered in reverse order: the state shown must stay the last
+  // step's (an older answer arriving later must not replace it)
+  const delays = [900, 450, 0];
+  const stateRequests = (url) => url.pathname.endsWith('/state');
+  await page.route(stateRequests, async (route) => {
+    await new Promise((resolve) => { setTimeout(resolve, delays.shift() ?? 0); });
+    await route.continue();
+  });
   for (let i = 0; i < 3; i += 1) await page.keyboard.press('ArrowRight');
   await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '113.00 EUR');
+  await page.waitForTimeout(1200);
+  assert.equal(await text(page, '#as-of-balance'), '113.00 EUR', 'a slower answer to an earlier step does not replace the last step');
+  await page.unroute(stateRequests);
   await page.keyboard.press('End');
   await page.waitForFunction(() => document.querySelector('#as-of-balance')?.textContent === '83.00 EUR');
   const before = await text(page, '#chain-status');

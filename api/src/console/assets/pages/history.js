@@ -85,10 +85,22 @@ export function render(main, id) {
     verify.disabled = false;
   }
 
+  // the newest request wins: answers to earlier ones (a slider moved several steps at once can
+  // have them answered out of order) are dropped, errors included
+  let asked = 0;
   async function showState() {
     const at = asOf.control.value.trim();
+    asked += 1;
+    const mine = asked;
     await busy(stateOut, async () => {
-      const s = await get(query(`/v1/audit/accounts/${encodeURIComponent(id)}/state`, { as_of: at }));
+      let s;
+      try {
+        s = await get(query(`/v1/audit/accounts/${encodeURIComponent(id)}/state`, { as_of: at }));
+      } catch (error) {
+        if (mine === asked) throw error;
+        return;
+      }
+      if (mine !== asked) return;
       stateOut.replaceChildren(facts([
         ['As of', when(s.as_of)],
         ['Balance', h('strong', { id: 'as-of-balance' }, money(s.balance, s.currency))],
