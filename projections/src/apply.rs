@@ -7,6 +7,7 @@
 use sqlx::PgPool;
 
 use crate::batch::Slice;
+use crate::ledger::staged::Staged;
 pub use crate::projection::Counts;
 use crate::projection::{Projection, Sink};
 use crate::{archive, ledger, offsets};
@@ -23,7 +24,16 @@ pub enum ApplyError {
 
 /// Applies the slices in one transaction. Slices may come back truncated at a poison event
 /// (their `to` and `poison` tell); what precedes it is applied.
-pub async fn apply(pool: &PgPool, sink: &Sink, slices: &mut [Slice]) -> Result<Counts, ApplyError> {
+///
+/// With `staged` (a rebuild of the ledger), accounts and transfers fold onto the staged rows
+/// and are staged again once the transaction has committed, not written (see
+/// [`crate::ledger::staged`]).
+pub async fn apply(
+    pool: &PgPool,
+    sink: &Sink,
+    slices: &mut [Slice],
+    staged: Option<&mut Staged>,
+) -> Result<Counts, ApplyError> {
     let key = sink.offsets_key();
     let mut tx = pool.begin().await?;
     let moved = offsets::lock_and_check(&mut tx, &key, slices).await?;
@@ -31,9 +41,19 @@ pub async fn apply(pool: &PgPool, sink: &Sink, slices: &mut [Slice]) -> Result<C
         tx.rollback().await?;
         return Err(ApplyError::Moved(moved));
     }
-    let counts = match sink.projection {
-        Projection::Ledger => ledger::project(&mut tx, sink, slices).await?,
-        Projection::Archive => {
+    let mut to_stage = None;
+    let counts = match (sink.projection, &staged) {
+        (Projection::Ledger, Some(staged)) => {
+            let rows = ledger::project_staged(&mut tx, sink, slices, staged).await?;
+            let counts = Counts {
+                applied: rows.applied,
+                duplicates: rows.duplicates,
+            };
+            to_stage = Some(rows);
+            counts
+        }
+        (Projection::Ledger, None) => ledger::project(&mut tx, sink, slices).await?,
+        (Projection::Archive, _) => {
             let inserted = archive::project(&mut tx, sink, slices).await?;
             let events: usize = slices.iter().map(|s| s.events.len()).sum();
             Counts {
@@ -44,5 +64,8 @@ pub async fn apply(pool: &PgPool, sink: &Sink, slices: &mut [Slice]) -> Result<C
     };
     offsets::store(&mut tx, &key, slices).await?;
     tx.commit().await?;
+    if let (Some(staged), Some(rows)) = (staged, to_stage) {
+        staged.absorb(rows);
+    }
     Ok(counts)
 }

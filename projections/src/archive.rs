@@ -3,11 +3,13 @@
 //!
 //! The archive keeps envelopes of every aggregate and event type: it does not interpret
 //! `data`, so only a record that is not an envelope at all (caught when slicing) poisons it.
+//! A rebuild's shadow table is filled with `COPY` ([`crate::copy`]).
 
 use sqlx::PgConnection;
 
 use crate::batch::{Decoded, Slice};
-use crate::projection::Sink;
+use crate::copy::CopyRows;
+use crate::projection::{Sink, Target};
 
 /// One row of `event_archive`.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub async fn project(
     let rows = rows(slices);
     if rows.is_empty() {
         return Ok(0);
+    }
+    if sink.target == Target::Shadow {
+        return copy(conn, sink, &rows).await;
     }
     let sql = format!(
         "INSERT INTO {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, \
@@ -65,6 +70,34 @@ pub async fn project(
         .execute(conn)
         .await?;
     Ok(done.rows_affected() as usize)
+}
+
+/// Appends the rows with `COPY` (a rebuild's shadow table: single writer, no repeats).
+async fn copy(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[ArchiveRow<'_>],
+) -> Result<usize, sqlx::Error> {
+    let mut copy = CopyRows::new();
+    for r in rows {
+        let envelope = &r.decoded.envelope;
+        copy.int4(r.partition)
+            .int(r.decoded.offset)
+            .uuid(envelope.event_id)
+            .text(&envelope.aggregate_type)
+            .uuid(envelope.aggregate_id)
+            .int(r.sequence)
+            .text(&envelope.event_type)
+            .time(envelope.occurred_at)
+            .text(r.envelope)
+            .end_row();
+    }
+    let statement = format!(
+        "COPY {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, sequence, \
+         event_type, occurred_at, envelope) FROM STDIN (FORMAT binary)",
+        sink.table("event_archive")
+    );
+    Ok(copy.send(conn, &statement).await? as usize)
 }
 
 /// A sequence beyond `bigint` cannot be stored: the slice stops there.

@@ -5,6 +5,7 @@
 //! - [`projector`]: the runtime: consumer groups, one transaction per batch, stored offsets;
 //! - [`batch`]: consumed records → per-partition slices (pure);
 //! - [`ledger`], [`archive`]: each projection's fold and set-based writes;
+//! - [`copy`]: `COPY` rows for the single-writer shadow tables of a rebuild;
 //! - [`apply`]: one batch = one transaction; [`offsets`]: `projection_offsets` and NOTIFY;
 //! - [`progress`]: the API side of read-your-writes ([`progress::ProgressWatcher`]);
 //! - [`queries`]: the query functions and cursors the HTTP API serves;
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod apply;
 pub mod archive;
 pub mod batch;
+pub mod copy;
 pub mod db;
 pub mod ledger;
 pub mod metrics;

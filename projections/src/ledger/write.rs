@@ -2,7 +2,8 @@
 //! (one `INSERT … SELECT FROM UNNEST … ON CONFLICT` per table, parameters bound as arrays).
 //!
 //! Every write is idempotent on its own: accounts only move forward by version, lines are
-//! keyed by (account_id, sequence), transfer legs merge with COALESCE.
+//! keyed by (account_id, sequence), transfer legs merge with COALESCE. A rebuild's lines go in
+//! with `COPY` instead ([`copy_lines`]).
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::rows::{AccountRow, LedgerRows, LineRow, TransferRow};
+use crate::copy::CopyRows;
 use crate::projection::Sink;
 
 /// Current rows of the given accounts.
@@ -42,7 +44,7 @@ pub async fn write(
     write_transfers(conn, sink, &rows.transfers).await
 }
 
-async fn write_accounts(
+pub(crate) async fn write_accounts(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[AccountRow],
@@ -78,7 +80,7 @@ async fn write_accounts(
     Ok(())
 }
 
-async fn write_lines(
+pub(crate) async fn write_lines(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[LineRow],
@@ -110,7 +112,37 @@ async fn write_lines(
     Ok(())
 }
 
-async fn write_transfers(
+/// Appends lines with `COPY`, without the conflict check of [`write_lines`]: only for the
+/// shadow tables of a rebuild, whose batches never repeat a line (see [`crate::copy`]).
+pub(crate) async fn copy_lines(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[LineRow],
+) -> Result<(), sqlx::Error> {
+    let mut copy = CopyRows::new();
+    for r in rows {
+        copy.uuid(r.account_id)
+            .int(r.sequence)
+            .text(r.kind.as_str())
+            .int(r.amount)
+            .int(r.balance_after)
+            .opt_text(r.reference.as_deref())
+            .opt_uuid(r.transfer_id)
+            .opt_uuid(r.counterparty_id)
+            .uuid(r.event_id)
+            .time(r.occurred_at)
+            .end_row();
+    }
+    let statement = format!(
+        "COPY {} (account_id, sequence, kind, amount, balance_after, reference, transfer_id, \
+         counterparty_id, event_id, occurred_at) FROM STDIN (FORMAT binary)",
+        sink.table("account_transactions")
+    );
+    copy.send(conn, &statement).await?;
+    Ok(())
+}
+
+pub(crate) async fn write_transfers(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[TransferRow],

@@ -48,6 +48,9 @@ pub struct ProjectorSettings {
     /// First and longest wait before retrying a batch the database refused.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// Most account and transfer rows a ledger rebuild holds in memory between writes (a few
+    /// hundred bytes each; see `ledger::staged`).
+    pub rebuild_staged_rows: usize,
 }
 
 impl ProjectorSettings {
@@ -63,6 +66,7 @@ impl ProjectorSettings {
             session_timeout: Duration::from_secs(10),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
+            rebuild_staged_rows: 250_000,
         }
     }
 

@@ -23,6 +23,7 @@ use super::context::ProjectorContext;
 use super::{ProjectorError, ProjectorSettings, clients};
 use crate::apply::{ApplyError, Counts, apply};
 use crate::batch::{Poison, Record, Slice, slice};
+use crate::ledger::staged::Staged;
 use crate::metrics;
 use crate::projection::Sink;
 
@@ -48,6 +49,8 @@ pub(crate) struct Worker {
     topic: String,
     backoff: Duration,
     kafka: logbook_events::retry::Outage,
+    /// A rebuild's ledger rows held across batches (see [`Worker::stage_ledger`]).
+    staged: Option<Staged>,
 }
 
 impl Worker {
@@ -74,7 +77,33 @@ impl Worker {
             runtime,
             stop,
             topic,
+            staged: None,
         })
+    }
+
+    /// Keeps account and transfer rows in memory across batches, at most about `cap`, and
+    /// writes them on [`Worker::flush_staged`] (a rebuild of the ledger into empty shadow
+    /// tables, which have no other writer).
+    pub(crate) fn stage_ledger(&mut self, cap: usize) {
+        self.staged = Some(Staged::new(cap));
+    }
+
+    /// Writes the staged rows, in a transaction of its own; with `evict`, forgets them after.
+    pub(crate) fn flush_staged(&mut self, evict: bool) -> Result<(), ProjectorError> {
+        let Some(staged) = self.staged.as_mut() else {
+            return Ok(());
+        };
+        if !staged.is_dirty() && !evict {
+            return Ok(());
+        }
+        let (pool, sink) = (&self.pool, &self.sink);
+        self.runtime.block_on(async {
+            let mut tx = pool.begin().await?;
+            staged.flush(&mut tx, sink).await?;
+            tx.commit().await
+        })?;
+        staged.flushed(evict);
+        Ok(())
     }
 
     pub(crate) fn context(&self) -> &ProjectorContext {
@@ -188,12 +217,29 @@ impl Worker {
 
     fn apply(&mut self, slices: &mut [Slice]) -> Result<(), ProjectorError> {
         let started = Instant::now();
-        let result = self.runtime.block_on(apply(&self.pool, &self.sink, slices));
+        let staged = self.staged.as_mut();
+        let result = self
+            .runtime
+            .block_on(apply(&self.pool, &self.sink, slices, staged));
         match result {
             Ok(counts) => {
                 self.backoff = self.settings.retry_min;
                 self.committed(slices, counts, started.elapsed());
+                if self.staged.as_ref().is_some_and(Staged::over_cap)
+                    && let Err(error) = self.flush_staged(true)
+                {
+                    // still staged: tried again after the next batch
+                    tracing::warn!(projection = %self.context().key(), %error, "writing the staged rows failed");
+                }
                 Ok(())
+            }
+            // the staged rows would miss whatever moved the offsets (the rebuild's own commit
+            // that answered with an error, or another writer): only starting over is safe
+            Err(ApplyError::Moved(stored)) if self.staged.is_some() => {
+                Err(ProjectorError::Offsets(format!(
+                    "the offsets of {} moved under a staged batch: {stored:?}",
+                    self.context().key()
+                )))
             }
             Err(ApplyError::Moved(stored)) => {
                 let key = self.context().key().to_owned();

@@ -8,7 +8,10 @@
 //! later if the live projection is still ahead somewhere). A session advisory lock allows one
 //! rebuild of a projection at a time; a failed or cancelled rebuild drops its shadow tables.
 //! The shadow tables' secondary indexes are dropped for the replay and built once it has
-//! caught up ([`indexes`]), before the first swap attempt.
+//! caught up ([`indexes`]), before the first swap attempt. A ledger rebuild keeps its account
+//! and transfer rows in memory and writes them before each swap attempt
+//! ([`crate::ledger::staged`]): with no other writer to the shadow tables, nothing needs to be
+//! read back.
 
 pub mod indexes;
 pub mod swap;
@@ -213,6 +216,7 @@ impl Job {
     ) -> Result<Vec<(i32, i64)>, RebuildError> {
         let sink = Sink::shadow(self.projection);
         let topic = settings.kafka.topics().events;
+        let staged_rows = settings.rebuild_staged_rows;
         let mut worker = Worker::new(
             settings,
             sink,
@@ -221,6 +225,9 @@ impl Job {
             self.runtime.clone(),
             stop.clone(),
         )?;
+        if self.projection == Projection::Ledger {
+            worker.stage_ledger(staged_rows);
+        }
         let partitions = worker.partition_count(&topic)?;
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -233,10 +240,16 @@ impl Job {
                 return Err(RebuildError::Poisoned(*p));
             }
             let caught_up = state.len() == partitions && state.values().all(caught_up);
-            if caught_up {
-                self.build_indexes()?;
+            if !caught_up {
+                continue;
             }
-            if caught_up && self.try_swap()? {
+            if let Err(error) = worker.flush_staged(false) {
+                tracing::warn!(projection = self.projection.name(), %error, "writing the staged rows failed; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            self.build_indexes()?;
+            if self.try_swap()? {
                 self.report(&state, true);
                 let mut offsets: Vec<(i32, i64)> =
                     state.iter().map(|(p, o)| (*p, o.next)).collect();
