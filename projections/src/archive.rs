@@ -3,7 +3,8 @@
 //!
 //! The archive keeps envelopes of every aggregate and event type: it does not interpret
 //! `data`, so only a record that is not an envelope at all (caught when slicing) poisons it.
-//! A rebuild's shadow table is filled with `COPY` ([`crate::copy`]).
+//! Rows go in by `COPY` ([`crate::copy`]); into the live table in a savepoint, with the
+//! conflict-checked insert as the fallback when a row is already there.
 
 use sqlx::PgConnection;
 
@@ -31,8 +32,17 @@ pub async fn project(
     if rows.is_empty() {
         return Ok(0);
     }
+    let copy = copy_rows(&rows);
+    let statement = format!(
+        "COPY {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, sequence, \
+         event_type, occurred_at, envelope) FROM STDIN (FORMAT binary)",
+        sink.table("event_archive")
+    );
     if sink.target == Target::Shadow {
-        return copy(conn, sink, &rows).await;
+        return Ok(copy.send(conn, &statement).await? as usize);
+    }
+    if let Some(copied) = copy.send_new(conn, &statement).await? {
+        return Ok(copied as usize);
     }
     let sql = format!(
         "INSERT INTO {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, \
@@ -72,12 +82,8 @@ pub async fn project(
     Ok(done.rows_affected() as usize)
 }
 
-/// Appends the rows with `COPY` (a rebuild's shadow table: single writer, no repeats).
-async fn copy(
-    conn: &mut PgConnection,
-    sink: &Sink,
-    rows: &[ArchiveRow<'_>],
-) -> Result<usize, sqlx::Error> {
+/// The rows for `COPY`.
+fn copy_rows(rows: &[ArchiveRow<'_>]) -> CopyRows {
     let mut copy = CopyRows::new();
     for r in rows {
         let envelope = &r.decoded.envelope;
@@ -92,12 +98,7 @@ async fn copy(
             .text(r.envelope)
             .end_row();
     }
-    let statement = format!(
-        "COPY {} (partition, \"offset\", event_id, aggregate_type, aggregate_id, sequence, \
-         event_type, occurred_at, envelope) FROM STDIN (FORMAT binary)",
-        sink.table("event_archive")
-    );
-    Ok(copy.send(conn, &statement).await? as usize)
+    copy
 }
 
 /// A sequence beyond `bigint` cannot be stored: the slice stops there.

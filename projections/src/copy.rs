@@ -3,6 +3,11 @@
 //! in the same transaction and accounts move forward by version), so the conflict checks of
 //! the projector's upserts buy nothing there.
 //!
+//! The live tables take rows by `COPY` too, but inside a savepoint ([`CopyRows::send_new`]): in
+//! the rare case that a row is already there (a replay the offsets did not prevent), the
+//! savepoint is rolled back and the caller writes the batch with its conflict-checked insert,
+//! so a replay stays harmless.
+//!
 //! [`CopyRows`] builds PostgreSQL's binary copy format: a signature and two zero words, then per
 //! row its column count and each column as a length (-1 for NULL) and the value in the type's
 //! binary form (big-endian integers, 16 uuid bytes, UTF-8 text, timestamptz as microseconds
@@ -131,6 +136,36 @@ impl CopyRows {
             return Err(error);
         }
         copy.finish().await
+    }
+
+    /// [`CopyRows::send`] in a savepoint of the caller's transaction. `None` when a row was
+    /// already there (unique violation): nothing was written and the transaction goes on.
+    pub async fn send_new(
+        self,
+        conn: &mut PgConnection,
+        statement: &str,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        if self.rows == 0 {
+            return Ok(Some(0));
+        }
+        sqlx::query("SAVEPOINT logbook_copy")
+            .execute(&mut *conn)
+            .await?;
+        match self.send(&mut *conn, statement).await {
+            Ok(rows) => {
+                sqlx::query("RELEASE SAVEPOINT logbook_copy")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(Some(rows))
+            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT logbook_copy")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 

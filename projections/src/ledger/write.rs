@@ -2,8 +2,8 @@
 //! (one `INSERT … SELECT FROM UNNEST … ON CONFLICT` per table, parameters bound as arrays).
 //!
 //! Every write is idempotent on its own: accounts only move forward by version, lines are
-//! keyed by (account_id, sequence), transfer legs merge with COALESCE. A rebuild's lines go in
-//! with `COPY` instead ([`copy_lines`]).
+//! keyed by (account_id, sequence), transfer legs merge with COALESCE. Lines go in with `COPY`
+//! ([`copy_lines`]), falling back to the conflict-checked insert when one is already there.
 
 use std::collections::HashMap;
 
@@ -40,7 +40,9 @@ pub async fn write(
     rows: &LedgerRows,
 ) -> Result<(), sqlx::Error> {
     write_accounts(conn, sink, &rows.accounts).await?;
-    write_lines(conn, sink, &rows.lines).await?;
+    if !copy_lines(conn, sink, &rows.lines, false).await? {
+        write_lines(conn, sink, &rows.lines).await?;
+    }
     write_transfers(conn, sink, &rows.transfers).await
 }
 
@@ -112,13 +114,15 @@ pub(crate) async fn write_lines(
     Ok(())
 }
 
-/// Appends lines with `COPY`, without the conflict check of [`write_lines`]: only for the
-/// shadow tables of a rebuild, whose batches never repeat a line (see [`crate::copy`]).
+/// Appends lines with `COPY`. With `single_writer` (a rebuild's shadow tables, whose batches
+/// never repeat a line) plainly; otherwise in a savepoint, and false when a line was already
+/// there: nothing was written, and the caller writes them with [`write_lines`].
 pub(crate) async fn copy_lines(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[LineRow],
-) -> Result<(), sqlx::Error> {
+    single_writer: bool,
+) -> Result<bool, sqlx::Error> {
     let mut copy = CopyRows::new();
     for r in rows {
         copy.uuid(r.account_id)
@@ -138,8 +142,11 @@ pub(crate) async fn copy_lines(
          counterparty_id, event_id, occurred_at) FROM STDIN (FORMAT binary)",
         sink.table("account_transactions")
     );
-    copy.send(conn, &statement).await?;
-    Ok(())
+    if single_writer {
+        copy.send(conn, &statement).await?;
+        return Ok(true);
+    }
+    Ok(copy.send_new(conn, &statement).await?.is_some())
 }
 
 pub(crate) async fn write_transfers(
