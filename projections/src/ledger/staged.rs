@@ -131,20 +131,10 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::test_support::account_row_of;
 
     fn account(id: Uuid, version: i64, balance: i64) -> AccountRow {
-        AccountRow {
-            account_id: id,
-            owner_id: "owner".into(),
-            currency: "EUR".into(),
-            balance,
-            overdraft_limit: 0,
-            status: "active".into(),
-            version,
-            opened_at: Utc::now(),
-            updated_at: Utc::now(),
-            holder: None,
-        }
+        account_row_of(id, version, balance)
     }
 
     fn batch(accounts: Vec<AccountRow>, transfers: Vec<TransferRow>) -> LedgerRows {

@@ -10,18 +10,7 @@ use super::rows::{AccountRow, LineKind};
 use crate::test_support::*;
 
 fn account_row(version: i64, balance: i64) -> AccountRow {
-    AccountRow {
-        account_id: ACCOUNT,
-        owner_id: "owner".into(),
-        currency: "EUR".into(),
-        balance,
-        overdraft_limit: 0,
-        status: "active".into(),
-        version,
-        opened_at: at(1),
-        updated_at: at(version),
-        holder: None,
-    }
+    account_row_of(ACCOUNT, version, balance)
 }
 
 fn prior(version: i64, balance: i64) -> HashMap<Uuid, AccountRow> {

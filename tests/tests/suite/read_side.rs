@@ -292,24 +292,10 @@ async fn a_rebuild_during_a_stream_swaps_in_a_fresh_fold_while_queries_answer() 
         }
         answered
     });
-    for projection in [Projection::Ledger, Projection::Archive] {
-        let mut settings = ProjectorSettings::new(env.kafka.clone());
+    rebuild_each(&env, |settings| {
         settings.session_timeout = Duration::from_secs(6);
-        let report = rebuild(
-            settings,
-            env.db.clone(),
-            projection,
-            None,
-            std::future::pending(),
-        )
-        .await
-        .expect("rebuild");
-        tracing::info!(
-            ?projection,
-            ms = report.took.as_millis() as u64,
-            "rebuild swapped in"
-        );
-    }
+    })
+    .await;
     stream.await.expect("producer");
     let _ = stop_queries.send(());
     let answered = reader.await.expect("queries kept answering");
@@ -347,11 +333,20 @@ async fn a_rebuild_writes_every_row_as_the_live_projector_did() {
     projector.stop().await;
     let live = table_digests(&env.db).await;
     assert!(live.iter().all(|(_, rows, _)| *rows > 0), "{live:?}");
-    for projection in [Projection::Ledger, Projection::Archive] {
-        let mut settings = ProjectorSettings::new(env.kafka.clone());
+    rebuild_each(&env, |settings| {
         settings.batch_max = 300;
         settings.rebuild_staged_rows = 25;
-        rebuild(
+    })
+    .await;
+    assert_eq!(table_digests(&env.db).await, live);
+}
+
+/// Rebuilds the ledger, then the archive, with the settings `tune` makes of the defaults.
+async fn rebuild_each(env: &TestEnv, tune: impl Fn(&mut ProjectorSettings)) {
+    for projection in [Projection::Ledger, Projection::Archive] {
+        let mut settings = ProjectorSettings::new(env.kafka.clone());
+        tune(&mut settings);
+        let report = rebuild(
             settings,
             env.db.clone(),
             projection,
@@ -360,8 +355,12 @@ async fn a_rebuild_writes_every_row_as_the_live_projector_did() {
         )
         .await
         .expect("rebuild");
+        tracing::info!(
+            ?projection,
+            ms = report.took.as_millis() as u64,
+            "rebuild swapped in"
+        );
     }
-    assert_eq!(table_digests(&env.db).await, live);
 }
 
 /// Per read-model table: its name, rows and a digest of every column of every row.
