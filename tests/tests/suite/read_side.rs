@@ -341,8 +341,13 @@ async fn a_rebuild_writes_every_row_as_the_live_projector_did() {
     assert_eq!(table_digests(&env.db).await, live);
 }
 
-/// Rebuilds the ledger, then the archive, with the settings `tune` makes of the defaults.
-async fn rebuild_each(env: &TestEnv, tune: impl Fn(&mut ProjectorSettings)) {
+/// Rebuilds the ledger, then the archive, with the settings `tune` makes of the defaults;
+/// returns the seconds each took.
+async fn rebuild_each(
+    env: &TestEnv,
+    tune: impl Fn(&mut ProjectorSettings),
+) -> HashMap<&'static str, f64> {
+    let mut took = HashMap::new();
     for projection in [Projection::Ledger, Projection::Archive] {
         let mut settings = ProjectorSettings::new(env.kafka.clone());
         tune(&mut settings);
@@ -360,7 +365,9 @@ async fn rebuild_each(env: &TestEnv, tune: impl Fn(&mut ProjectorSettings)) {
             ms = report.took.as_millis() as u64,
             "rebuild swapped in"
         );
+        took.insert(projection.name(), report.took.as_secs_f64());
     }
+    took
 }
 
 /// Per read-model table: its name, rows and a digest of every column of every row.
@@ -418,20 +425,7 @@ async fn projector_throughput() {
         .await;
         took.insert(projection, started.elapsed().as_secs_f64());
     }
-    let mut rebuilt = HashMap::new();
-    for projection in [Projection::Ledger, Projection::Archive] {
-        let settings = ProjectorSettings::new(env.kafka.clone());
-        let report = rebuild(
-            settings,
-            env.db.clone(),
-            projection,
-            None,
-            std::future::pending(),
-        )
-        .await
-        .expect("rebuild");
-        rebuilt.insert(projection.name(), report.took.as_secs_f64());
-    }
+    let rebuilt = rebuild_each(&env, |_| {}).await;
     projector.stop().await;
     eprintln!("backlog: {produced} events produced in {produce_secs:.1} s");
     for projection in ["ledger", "archive"] {
