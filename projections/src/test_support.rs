@@ -5,7 +5,6 @@ use logbook_events::{AccountEvent, Actor, Currency, EventEnvelope, EventMeta, ZE
 use uuid::Uuid;
 
 use crate::batch::{Decoded, Record, Slice};
-use crate::ledger::rows::AccountRow;
 
 /// The account most fixtures use.
 pub const ACCOUNT: Uuid = Uuid::from_u128(0xA);
@@ -89,21 +88,5 @@ pub fn slice_of(partition: i32, events: Vec<EventEnvelope>) -> Slice {
         to: decoded.len() as i64,
         events: decoded,
         poison: None,
-    }
-}
-
-/// An open EUR account's row of owner "owner" at `version` with `balance`.
-pub fn account_row_of(id: Uuid, version: i64, balance: i64) -> AccountRow {
-    AccountRow {
-        account_id: id,
-        owner_id: "owner".into(),
-        currency: "EUR".into(),
-        balance,
-        overdraft_limit: 0,
-        status: "active".into(),
-        version,
-        opened_at: at(1),
-        updated_at: at(version),
-        holder: None,
     }
 }

@@ -131,7 +131,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::test_support::account_row_of;
+    use crate::ledger::tests::account_row_of;
 
     fn account(id: Uuid, version: i64, balance: i64) -> AccountRow {
         account_row_of(id, version, balance)

@@ -9,6 +9,22 @@ use super::fold::{fold, touched_accounts};
 use super::rows::{AccountRow, LineKind};
 use crate::test_support::*;
 
+/// An open EUR account's row of owner "owner" at `version` with `balance`.
+pub(super) fn account_row_of(id: Uuid, version: i64, balance: i64) -> AccountRow {
+    AccountRow {
+        account_id: id,
+        owner_id: "owner".into(),
+        currency: "EUR".into(),
+        balance,
+        overdraft_limit: 0,
+        status: "active".into(),
+        version,
+        opened_at: at(1),
+        updated_at: at(version),
+        holder: None,
+    }
+}
+
 fn account_row(version: i64, balance: i64) -> AccountRow {
     account_row_of(ACCOUNT, version, balance)
 }
