@@ -48,15 +48,19 @@ impl CopyRows {
         }
     }
 
-    fn field(&mut self, bytes: &[u8]) -> &mut Self {
+    /// Starts a column of `length` bytes (-1: NULL), and the row if it is the first.
+    fn column(&mut self, length: i32) {
         if self.row_start.is_none() {
             self.row_start = Some(self.buffer.len());
             self.buffer.extend_from_slice(&0i16.to_be_bytes());
         }
         self.columns += 1;
-        // a column longer than i32::MAX bytes cannot be stored; PostgreSQL refuses it anyway
-        let length = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
         self.buffer.extend_from_slice(&length.to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) -> &mut Self {
+        // a column longer than i32::MAX bytes cannot be stored; PostgreSQL refuses it anyway
+        self.column(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
         self.buffer.extend_from_slice(bytes);
         self
     }
@@ -87,9 +91,7 @@ impl CopyRows {
     }
 
     pub fn null(&mut self) -> &mut Self {
-        self.field(&[]);
-        let at = self.buffer.len() - 4;
-        self.buffer[at..].copy_from_slice(&(-1i32).to_be_bytes());
+        self.column(-1);
         self
     }
 

@@ -172,12 +172,7 @@ impl Folder {
         account.version = sequence;
         account.updated_at = envelope.occurred_at;
         if let Some(leg) = transfer_leg(envelope, event) {
-            match self.transfers.get_mut(&leg.transfer_id) {
-                Some(row) => row.merge(leg),
-                None => {
-                    self.transfers.insert(leg.transfer_id, leg);
-                }
-            }
+            TransferRow::merge_into(leg, &mut self.transfers);
         }
         Ok(())
     }

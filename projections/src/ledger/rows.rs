@@ -1,5 +1,7 @@
 //! The rows of the ledger read models, as folded in memory before one set-based write.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -110,6 +112,16 @@ impl TransferRow {
         self.credited_at = self.credited_at.or(other.credited_at);
         self.refunded_at = self.refunded_at.or(other.refunded_at);
         self.updated_at = self.updated_at.max(other.updated_at);
+    }
+
+    /// Adds `leg` to `transfers`: merged into its transfer's row, or as that row.
+    pub fn merge_into(leg: TransferRow, transfers: &mut HashMap<Uuid, TransferRow>) {
+        match transfers.get_mut(&leg.transfer_id) {
+            Some(row) => row.merge(leg),
+            None => {
+                transfers.insert(leg.transfer_id, leg);
+            }
+        }
     }
 
     /// `pending`, `completed` or `failed`, as the table's generated column computes it.

@@ -73,12 +73,7 @@ impl Staged {
             self.accounts.insert(account.account_id, account);
         }
         for leg in rows.transfers {
-            match self.transfers.get_mut(&leg.transfer_id) {
-                Some(row) => row.merge(leg),
-                None => {
-                    self.transfers.insert(leg.transfer_id, leg);
-                }
-            }
+            TransferRow::merge_into(leg, &mut self.transfers);
         }
     }
 
@@ -131,11 +126,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::ledger::tests::account_row_of;
-
-    fn account(id: Uuid, version: i64, balance: i64) -> AccountRow {
-        account_row_of(id, version, balance)
-    }
+    use crate::ledger::tests::account_row_of as account;
 
     fn batch(accounts: Vec<AccountRow>, transfers: Vec<TransferRow>) -> LedgerRows {
         LedgerRows {
