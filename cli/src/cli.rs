@@ -338,11 +338,15 @@ async fn report_rebuilds(
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let remaining: i64 = watches.iter().map(|w| w.borrow().remaining()).sum();
+        let progress: Vec<_> = watches.iter().map(|w| w.borrow().clone()).collect();
         let _ = write!(
             std::io::stderr(),
-            "\rrebuild: {remaining} offsets to go, {:.0} s",
-            started.elapsed().as_secs_f64()
+            "\r{:<80}",
+            format!(
+                "rebuild: {}, {:.0} s",
+                logbook_projections::rebuild::describe(&progress),
+                started.elapsed().as_secs_f64()
+            )
         );
     }
 }

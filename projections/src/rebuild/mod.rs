@@ -46,6 +46,25 @@ impl RebuildProgress {
             .filter_map(|(_, next, end)| end.map(|e| (e - next).max(0)))
             .sum()
     }
+
+    /// Whether the log end of every assigned partition is known (the client statistics bring
+    /// them a few seconds after the assignment).
+    pub fn ends_known(&self) -> bool {
+        !self.partitions.is_empty() && self.partitions.iter().all(|(_, _, end)| end.is_some())
+    }
+}
+
+/// How far rebuilds running side by side are, in words: the offsets still to apply, or that
+/// they are not known yet (until then the sum only covers the partitions whose end is known).
+pub fn describe(progress: &[RebuildProgress]) -> String {
+    let remaining: i64 = progress.iter().map(RebuildProgress::remaining).sum();
+    if progress.iter().all(RebuildProgress::ends_known) {
+        format!("{remaining} offsets to go")
+    } else if remaining == 0 {
+        "reading the log ends".to_owned()
+    } else {
+        format!("at least {remaining} offsets to go (some log ends not known yet)")
+    }
 }
 
 /// What a finished rebuild did.
@@ -316,5 +335,37 @@ impl Job {
             partitions,
             swapped,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(partitions: &[(i32, i64, Option<i64>)]) -> RebuildProgress {
+        RebuildProgress {
+            partitions: partitions.to_vec(),
+            swapped: false,
+        }
+    }
+
+    #[test]
+    fn progress_says_when_log_ends_are_not_known_yet() {
+        assert_eq!(describe(&[progress(&[])]), "reading the log ends");
+        assert_eq!(
+            describe(&[progress(&[(0, 5, None), (1, 0, None)])]),
+            "reading the log ends"
+        );
+        assert_eq!(
+            describe(&[progress(&[(0, 5, Some(9)), (1, 0, None)])]),
+            "at least 4 offsets to go (some log ends not known yet)"
+        );
+        let known = progress(&[(0, 5, Some(9)), (1, 3, Some(3))]);
+        assert_eq!(describe(std::slice::from_ref(&known)), "4 offsets to go");
+        assert_eq!(
+            describe(&[known, progress(&[(0, 0, None)])]),
+            "at least 4 offsets to go (some log ends not known yet)"
+        );
+        assert_eq!(describe(&[progress(&[(0, 9, Some(9))])]), "0 offsets to go");
     }
 }
