@@ -56,7 +56,7 @@ pub async fn project_staged(
     let (mut prior, missing) = staged.prior(&ids);
     prior.extend(write::load_accounts(conn, sink, &missing).await?);
     let mut rows = fold::fold(prior, slices);
-    write::copy_lines(conn, sink, &rows.lines, true).await?;
+    write::append_lines(conn, sink, &rows.lines).await?;
     rows.lines = Vec::new();
     Ok(rows)
 }

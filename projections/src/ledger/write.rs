@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::rows::{AccountRow, LedgerRows, LineRow, TransferRow};
 use crate::copy::CopyRows;
-use crate::projection::Sink;
+use crate::projection::{Sink, Target};
 
 /// Current rows of the given accounts.
 pub async fn load_accounts(
@@ -40,9 +40,7 @@ pub async fn write(
     rows: &LedgerRows,
 ) -> Result<(), sqlx::Error> {
     write_accounts(conn, sink, &rows.accounts).await?;
-    if !copy_lines(conn, sink, &rows.lines, false).await? {
-        write_lines(conn, sink, &rows.lines).await?;
-    }
+    append_lines(conn, sink, &rows.lines).await?;
     write_transfers(conn, sink, &rows.transfers).await
 }
 
@@ -82,7 +80,7 @@ pub(crate) async fn write_accounts(
     Ok(())
 }
 
-pub(crate) async fn write_lines(
+async fn write_lines(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[LineRow],
@@ -114,14 +112,25 @@ pub(crate) async fn write_lines(
     Ok(())
 }
 
-/// Appends lines with `COPY`. With `single_writer` (a rebuild's shadow tables, whose batches
-/// never repeat a line) plainly; otherwise in a savepoint, and false when a line was already
-/// there: nothing was written, and the caller writes them with [`write_lines`].
-pub(crate) async fn copy_lines(
+/// Appends lines: by [`copy_lines`], or by [`write_lines`] when one was already there.
+pub(crate) async fn append_lines(
     conn: &mut PgConnection,
     sink: &Sink,
     rows: &[LineRow],
-    single_writer: bool,
+) -> Result<(), sqlx::Error> {
+    if !copy_lines(conn, sink, rows).await? {
+        write_lines(conn, sink, rows).await?;
+    }
+    Ok(())
+}
+
+/// Appends lines with `COPY`: into a rebuild's shadow table (one writer, whose batches never
+/// repeat a line) plainly; into the live table in a savepoint, and false when a line was
+/// already there: nothing was written, and the caller writes them with [`write_lines`].
+async fn copy_lines(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    rows: &[LineRow],
 ) -> Result<bool, sqlx::Error> {
     let mut copy = CopyRows::new();
     for r in rows {
@@ -142,7 +151,7 @@ pub(crate) async fn copy_lines(
          counterparty_id, event_id, occurred_at) FROM STDIN (FORMAT binary)",
         sink.table("account_transactions")
     );
-    if single_writer {
+    if sink.target == Target::Shadow {
         copy.send(conn, &statement).await?;
         return Ok(true);
     }
