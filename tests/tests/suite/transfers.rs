@@ -46,6 +46,39 @@ async fn settled_log(env: &TestEnv) -> Vec<(log::Record, EventEnvelope)> {
         .expect("join")
 }
 
+/// What a failed settle prints about a transfer (`log::trail`), checked on a completed one: its
+/// three events, the saga's two step commands with their results, and both groups' positions.
+async fn assert_trail_of_completed(
+    env: &TestEnv,
+    log: &[(log::Record, EventEnvelope)],
+    transfer: &str,
+) {
+    let id: Uuid = transfer.parse().expect("transfer id");
+    assert!(!log::trail::unsettled(log).contains(&id));
+    let (kafka, log) = (env.kafka.clone(), log.to_vec());
+    let trail = tokio::task::spawn_blocking(move || log::trail::describe(&kafka, &log, &[id]))
+        .await
+        .expect("join");
+    for needle in [
+        "TransferDebited",
+        "TransferCredited",
+        "TransferCompleted",
+        "command",
+        "Credit at commands[",
+        "Complete at commands[",
+        "Credit at results[",
+        "Complete at results[",
+        "sagas on",
+        "processors on",
+    ] {
+        assert!(trail.contains(needle), "{needle} missing from:\n{trail}");
+    }
+    assert!(
+        !trail.contains("/?") && !trail.contains("] ?"),
+        "a position unknown:\n{trail}"
+    );
+}
+
 /// GET with the service token, retried until `ready` accepts the JSON body (projection lag).
 async fn get_until(
     app: &TestApp,
@@ -170,6 +203,7 @@ async fn transfers_complete_refund_or_are_rejected_at_once() {
         "closed got nothing"
     );
     assert_schema_valid(&log);
+    assert_trail_of_completed(&env, &log, &completed_id).await;
 
     // the transfers read model tells the same story
     let path = format!("/v1/transfers/{completed_id}");

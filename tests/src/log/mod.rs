@@ -9,6 +9,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod trail;
+
 /// One committed record of a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -105,11 +107,14 @@ pub fn settled_events(kafka: &KafkaSettings, timeout: Duration) -> Vec<(Record, 
         if debited == settled && debited == credited {
             return log;
         }
-        assert!(
-            Instant::now() < deadline,
-            "transfers did not settle: {debited} debited, {credited} credited or refunded, \
-             {settled} completed or refunded"
-        );
+        if Instant::now() >= deadline {
+            let open = trail::unsettled(&log);
+            panic!(
+                "transfers did not settle: {debited} debited, {credited} credited or refunded, \
+                 {settled} completed or refunded; what the log holds about {open:?}:\n{}",
+                trail::describe(kafka, &log, &open)
+            );
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
 }
