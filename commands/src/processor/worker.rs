@@ -418,14 +418,7 @@ impl Worker {
     /// A partition that is still ours but cannot be rewound stops the processor: going on would
     /// commit offsets past commands that were never applied.
     fn rewind(&mut self, batch: &[Incoming]) -> Result<(), ProcessorError> {
-        let topic = self.settings.kafka.topics().commands;
-        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in batch {
-            let offset = first
-                .entry((topic.clone(), message.partition))
-                .or_insert(message.offset);
-            *offset = (*offset).min(message.offset);
-        }
+        let first = self.firsts(batch);
         // the aborted records and the abort marker took offsets: the next commit tells the end
         for (_, partition) in first.keys() {
             if let Some(owned) = self.owned.get_mut(partition) {
@@ -437,22 +430,31 @@ impl Worker {
         Ok(())
     }
 
+    /// The first offset of each commands partition in `batch`.
+    fn firsts(&self, batch: &[Incoming]) -> BTreeMap<(String, i32), i64> {
+        let topic = self.settings.kafka.topics().commands;
+        let mut firsts: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in batch {
+            let offset = firsts
+                .entry((topic.clone(), message.partition))
+                .or_insert(message.offset);
+            *offset = (*offset).min(message.offset);
+        }
+        firsts
+    }
+
     /// After an unclear commit (the producer was replaced, so the old transaction is settled):
     /// forget the batch's partitions, to be restored from the log, and go back to the committed
     /// offsets, which tell whether the transaction landed. `None` on stop.
     fn settle_unclear(&mut self, batch: &[Incoming]) -> Option<()> {
-        let topic = self.settings.kafka.topics().commands;
-        let mut partitions: Vec<(String, i32)> =
-            batch.iter().map(|m| (topic.clone(), m.partition)).collect();
-        partitions.sort();
-        partitions.dedup();
-        for (_, partition) in &partitions {
+        let firsts = self.firsts(batch);
+        for (_, partition) in firsts.keys() {
             self.owned.remove(partition);
         }
         let mut backoff = Backoff::default();
         loop {
             let context = self.consumer.context();
-            match group::rewind_to_committed(&self.consumer, &partitions, |t, p| {
+            match group::rewind_to_committed(&self.consumer, &firsts, |t, p| {
                 context.epoch(t, p).is_some()
             }) {
                 Ok(()) => return Some(()),

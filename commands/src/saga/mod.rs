@@ -341,31 +341,21 @@ impl Saga {
     /// Consume the batch again after an abort; a partition still ours that cannot be rewound
     /// stops the saga rather than skip its records.
     fn rewind(&self, batch: &[Consumed]) -> Result<(), SagaError> {
-        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for consumed in batch {
-            let offset = first
-                .entry((consumed.topic.clone(), consumed.partition))
-                .or_insert(consumed.offset);
-            *offset = (*offset).min(consumed.offset);
-        }
         let context = self.consumer.context();
-        group::rewind_to(&self.consumer, &first, |t, p| context.epoch(t, p).is_some())?;
+        group::rewind_to(&self.consumer, &firsts(batch), |t, p| {
+            context.epoch(t, p).is_some()
+        })?;
         Ok(())
     }
 
     /// After an unclear commit (settled by the producer's replacement): back to the committed
     /// offsets, which tell whether the transaction landed.
     fn rewind_to_committed(&mut self, batch: &[Consumed], stop: &AtomicBool) {
-        let mut partitions: Vec<(String, i32)> = batch
-            .iter()
-            .map(|c| (c.topic.clone(), c.partition))
-            .collect();
-        partitions.sort();
-        partitions.dedup();
+        let firsts = firsts(batch);
         let mut backoff = Backoff::default();
         while !stop.load(Ordering::Relaxed) {
             let context = self.consumer.context();
-            match group::rewind_to_committed(&self.consumer, &partitions, |t, p| {
+            match group::rewind_to_committed(&self.consumer, &firsts, |t, p| {
                 context.epoch(t, p).is_some()
             }) {
                 Ok(()) => return,
@@ -374,4 +364,16 @@ impl Saga {
             backoff.sleep();
         }
     }
+}
+
+/// The first offset of each partition in `batch`.
+fn firsts(batch: &[Consumed]) -> BTreeMap<(String, i32), i64> {
+    let mut firsts: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for consumed in batch {
+        let offset = firsts
+            .entry((consumed.topic.clone(), consumed.partition))
+            .or_insert(consumed.offset);
+        *offset = (*offset).min(consumed.offset);
+    }
+    firsts
 }

@@ -130,23 +130,95 @@ pub fn rewind_to<C: ConsumerContext>(
     Ok(())
 }
 
-/// Seeks each partition back to the group's committed offset (after an unclear commit, once the
-/// old transaction is settled: the committed offsets then tell whether it landed).
+/// Seeks each partition of an unclear batch back to the group's committed offset (once the old
+/// transaction is settled, the committed offsets tell whether it landed). `firsts`: the batch's
+/// first offset per partition.
 pub fn rewind_to_committed<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    partitions: &[(String, i32)],
+    firsts: &BTreeMap<(String, i32), i64>,
     assigned: impl Fn(&str, i32) -> bool,
 ) -> Result<(), KafkaError> {
     let mut wanted = TopicPartitionList::new();
-    for (topic, partition) in partitions {
+    for (topic, partition) in firsts.keys() {
         wanted.add_partition(topic, *partition);
     }
     let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
-    let mut firsts = BTreeMap::new();
-    for element in committed.elements() {
-        if let Offset::Offset(offset) = element.offset() {
-            firsts.insert((element.topic().to_string(), element.partition()), offset);
-        }
+    let read = committed
+        .elements()
+        .iter()
+        .map(|e| {
+            (
+                (e.topic().to_string(), e.partition()),
+                e.error().map(|()| e.offset()),
+            )
+        })
+        .collect();
+    rewind_to(consumer, &committed_targets(read, firsts)?, assigned)
+}
+
+/// Where each partition of an unclear batch goes back to: its committed offset; the batch's
+/// first offset when the group has none (a transaction that landed would have committed one).
+/// A partition whose committed offset could not be read is an error, never left where it is:
+/// that would skip the batch if its transaction did not land.
+fn committed_targets(
+    read: BTreeMap<(String, i32), Result<Offset, KafkaError>>,
+    firsts: &BTreeMap<(String, i32), i64>,
+) -> Result<BTreeMap<(String, i32), i64>, KafkaError> {
+    let mut targets = BTreeMap::new();
+    for (key, first) in firsts {
+        let target = match read.get(key) {
+            Some(Ok(Offset::Offset(offset))) => *offset,
+            Some(Ok(Offset::Invalid)) => *first,
+            Some(Err(error)) => return Err(error.clone()),
+            Some(Ok(_)) | None => {
+                return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::InvalidPartitions));
+            }
+        };
+        targets.insert(key.clone(), target);
     }
-    rewind_to(consumer, &firsts, assigned)
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(partition: i32) -> (String, i32) {
+        ("t.results".to_string(), partition)
+    }
+
+    fn firsts() -> BTreeMap<(String, i32), i64> {
+        BTreeMap::from([(key(0), 40), (key(1), 70)])
+    }
+
+    #[test]
+    fn an_unclear_batch_goes_back_to_the_committed_offsets() {
+        let read = BTreeMap::from([
+            (key(0), Ok(Offset::Offset(52))),
+            (key(1), Ok(Offset::Offset(70))),
+        ]);
+        let targets = committed_targets(read, &firsts()).expect("targets");
+        assert_eq!(targets, BTreeMap::from([(key(0), 52), (key(1), 70)]));
+    }
+
+    #[test]
+    fn a_partition_without_a_committed_offset_goes_back_to_the_batch() {
+        let read = BTreeMap::from([
+            (key(0), Ok(Offset::Invalid)),
+            (key(1), Ok(Offset::Offset(75))),
+        ]);
+        let targets = committed_targets(read, &firsts()).expect("targets");
+        assert_eq!(targets, BTreeMap::from([(key(0), 40), (key(1), 75)]));
+    }
+
+    #[test]
+    fn an_offset_that_could_not_be_read_is_an_error_not_a_skip() {
+        let failed = KafkaError::OffsetFetch(RDKafkaErrorCode::UnstableOffsetCommit);
+        let read = BTreeMap::from([(key(0), Ok(Offset::Offset(52))), (key(1), Err(failed))]);
+        assert!(committed_targets(read, &firsts()).is_err());
+        let missing = BTreeMap::from([(key(0), Ok(Offset::Offset(52)))]);
+        assert!(committed_targets(missing, &firsts()).is_err());
+        let odd = BTreeMap::from([(key(0), Ok(Offset::End)), (key(1), Ok(Offset::Offset(70)))]);
+        assert!(committed_targets(odd, &firsts()).is_err());
+    }
 }
