@@ -155,7 +155,27 @@ impl Drop for PrivateServices {
             }
         }
         self.dev(&["down"]);
+        if std::thread::panicking() {
+            keep_for_inspection(&self.work);
+        }
         let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// A failed test's servers (Kafka's logs and data, PostgreSQL's) are copied to the temporary
+/// directory, which outlives a CI checkout, so that the failure can be examined afterwards.
+fn keep_for_inspection(work: &Path) {
+    let Some(name) = work.file_name() else { return };
+    let kept = std::env::temp_dir().join(format!("logbook-failed-{}", name.to_string_lossy()));
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg("--sparse=always")
+        .arg(work)
+        .arg(&kept)
+        .status()
+        .is_ok_and(|status| status.success());
+    if copied {
+        eprintln!("the failed test's servers are kept in {}", kept.display());
     }
 }
 

@@ -147,7 +147,14 @@ fn positions(kafka: &KafkaSettings, group: &str, topic: &str) -> String {
         list.add_partition(topic, *partition);
     }
     let committed = consumer.committed_offsets(list, timeout);
-    let mut out = format!("{group} on {topic} (committed/end):");
+    // the same question without read_committed answers the high watermark, not the last stable
+    // offset: a transaction left open shows as a difference
+    let uncommitted: Option<BaseConsumer> = kafka
+        .client_config()
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .ok();
+    let mut out = format!("{group} on {topic} (committed/stable end/high watermark):");
     for partition in partitions {
         let at = committed
             .as_ref()
@@ -162,7 +169,11 @@ fn positions(kafka: &KafkaSettings, group: &str, topic: &str) -> String {
             .fetch_watermarks(topic, partition, timeout)
             .map(|(_, high)| high.to_string())
             .unwrap_or_else(|_| "?".into());
-        let _ = write!(out, " [{partition}] {at}/{end}");
+        let high = uncommitted
+            .as_ref()
+            .and_then(|c| c.fetch_watermarks(topic, partition, timeout).ok())
+            .map_or_else(|| "?".into(), |(_, high)| high.to_string());
+        let _ = write!(out, " [{partition}] {at}/{end}/{high}");
     }
     out
 }
