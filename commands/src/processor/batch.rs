@@ -220,7 +220,19 @@ pub fn plan_batch(
             match decide_one(&slot.account, &command) {
                 Err(rejection) => rejection,
                 Ok(events) if events.is_empty() => {
-                    // a saga step whose effect is in the state: at or before the last event
+                    // a saga step whose effect is in the state: at or before the last event.
+                    // Its id is not remembered (that is answered above), which within the
+                    // dedupe horizon means the step was applied under another id or the state
+                    // is not the log's: worth a line for whoever investigates
+                    tracing::warn!(
+                        partition = message.partition,
+                        offset = message.offset,
+                        command_id = %command.command_id,
+                        account = %command.aggregate_id,
+                        transfer = ?command.transfer.map(|t| t.transfer_id),
+                        step = command.command.name(),
+                        "a transfer step without effect: the account's state already shows it"
+                    );
                     let position = match last_index(&plan.events, message.partition) {
                         Some(index) => PositionRef::Pending(index),
                         None => PositionRef::Known(Position::new(
