@@ -433,14 +433,11 @@ impl Worker {
     /// The first offset of each commands partition in `batch`.
     fn firsts(&self, batch: &[Incoming]) -> BTreeMap<(String, i32), i64> {
         let topic = self.settings.kafka.topics().commands;
-        let mut firsts: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for message in batch {
-            let offset = firsts
-                .entry((topic.clone(), message.partition))
-                .or_insert(message.offset);
-            *offset = (*offset).min(message.offset);
-        }
-        firsts
+        group::first_offsets(
+            batch
+                .iter()
+                .map(|m| ((topic.clone(), m.partition), m.offset)),
+        )
     }
 
     /// After an unclear commit (the producer was replaced, so the old transaction is settled):

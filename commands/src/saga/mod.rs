@@ -368,12 +368,9 @@ impl Saga {
 
 /// The first offset of each partition in `batch`.
 fn firsts(batch: &[Consumed]) -> BTreeMap<(String, i32), i64> {
-    let mut firsts: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for consumed in batch {
-        let offset = firsts
-            .entry((consumed.topic.clone(), consumed.partition))
-            .or_insert(consumed.offset);
-        *offset = (*offset).min(consumed.offset);
-    }
-    firsts
+    group::first_offsets(
+        batch
+            .iter()
+            .map(|c| ((c.topic.clone(), c.partition), c.offset)),
+    )
 }

@@ -113,6 +113,19 @@ pub fn refused(settings: &GroupSettings, partitions: Vec<(String, i32)>) -> Grou
     }
 }
 
+/// The first offset of each partition among `records` ((topic, partition), offset): where a
+/// batch starts again.
+pub fn first_offsets(
+    records: impl IntoIterator<Item = ((String, i32), i64)>,
+) -> BTreeMap<(String, i32), i64> {
+    let mut firsts: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (key, offset) in records {
+        let first = firsts.entry(key).or_insert(offset);
+        *first = (*first).min(offset);
+    }
+    firsts
+}
+
 /// Seeks each partition to the offset given (the first record of an aborted batch). A
 /// partition that is no longer assigned is skipped: its new owner reads it.
 pub fn rewind_to<C: ConsumerContext>(
