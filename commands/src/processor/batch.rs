@@ -143,11 +143,19 @@ pub fn plan_batch(
     // command ids applied earlier in this batch
     let mut in_batch: HashMap<Uuid, Earlier> = HashMap::new();
     for message in batch {
-        let next = plan.next_offsets.entry(message.partition).or_insert(0);
-        *next = (*next).max(message.offset + 1);
+        // a partition without state is not decided, and its offsets are not counted: the
+        // commit must never move past a command that was not decided (the worker restores or
+        // rewinds every partition of a batch first, so this is a guard, not a path)
         let Some(state) = states.get(&message.partition) else {
+            tracing::error!(
+                partition = message.partition,
+                offset = message.offset,
+                "a command of a partition without state: not decided, its offset not committed"
+            );
             continue;
         };
+        let next = plan.next_offsets.entry(message.partition).or_insert(0);
+        *next = (*next).max(message.offset + 1);
         let command = match CommandEnvelope::decode(&message.payload) {
             Ok(command) => command,
             Err(error) => {
@@ -449,6 +457,30 @@ mod tests {
         let replies: Vec<Option<i32>> = plan.results.iter().map(|r| r.reply_partition).collect();
         // partition 4 of 4 does not exist: producing there would fail every transaction
         assert_eq!(replies, [Some(3), None, None, None]);
+    }
+
+    #[test]
+    fn a_partition_without_state_is_neither_decided_nor_counted_for_the_commit() {
+        let state = PartitionState::new(std::time::Duration::from_secs(900), 100);
+        let states = HashMap::from([(0, &state)]);
+        let deposit = AccountCommand::Deposit {
+            amount: 5,
+            reference: None,
+        };
+        let mut stray = command(Uuid::new_v4(), Uuid::new_v4(), deposit);
+        (stray.partition, stray.offset) = (1, 7);
+        let inputs = PlanInputs {
+            now: Utc::now(),
+            partitions: 2,
+            new_id: &mut Uuid::now_v7,
+        };
+        let plan = plan_batch(&states, &[stray], inputs);
+        assert!(plan.results.is_empty() && plan.events.is_empty());
+        assert!(
+            !plan.next_offsets.contains_key(&1),
+            "{:?}",
+            plan.next_offsets
+        );
     }
 
     fn plan(state: &PartitionState, batch: &mut [Incoming]) -> Plan {
