@@ -20,6 +20,14 @@ pub struct ProcessingArgs {
     /// How long a processor batch waits for more commands after its first one.
     #[arg(long, env = "LOGBOOK_PROCESSOR_LINGER_MS", default_value_t = 2)]
     pub processor_linger_ms: u64,
+    /// Most records (events and results) per saga transaction.
+    #[arg(long, env = "LOGBOOK_SAGA_BATCH_MAX", default_value_t = 500)]
+    pub saga_batch_max: usize,
+    /// How long a saga batch waits for more records after its first one. The saga's step
+    /// commands go to the commands partitions in its transaction, and until it commits they
+    /// hold back what the processors may read of those partitions.
+    #[arg(long, env = "LOGBOOK_SAGA_LINGER_MS", default_value_t = 5)]
+    pub saga_linger_ms: u64,
     /// How long a processor remembers applied command ids: a command first sent longer ago
     /// that it does not remember is refused as expired (409 command_expired), never applied.
     #[arg(
@@ -68,6 +76,8 @@ pub enum OnMissingOffsets {
 pub struct Processing {
     pub batch_max: usize,
     pub linger: Duration,
+    pub saga_batch_max: usize,
+    pub saga_linger: Duration,
     pub dedupe_horizon: Duration,
     pub dedupe_capacity: usize,
     pub missing_offsets: MissingOffsets,
@@ -77,10 +87,14 @@ pub struct Processing {
 
 impl Default for Processing {
     fn default() -> Self {
-        let defaults = ProcessorSettings::new(KafkaSettings::plaintext("", "logbook"), "");
+        let kafka = KafkaSettings::plaintext("", "logbook");
+        let saga = SagaSettings::new(kafka.clone());
+        let defaults = ProcessorSettings::new(kafka, "");
         Self {
             batch_max: defaults.batch_max,
             linger: defaults.batch_linger,
+            saga_batch_max: saga.batch_max,
+            saga_linger: saga.batch_linger,
             dedupe_horizon: defaults.dedupe_horizon,
             dedupe_capacity: defaults.dedupe_capacity,
             missing_offsets: MissingOffsets::Refuse,
@@ -95,6 +109,8 @@ impl ProcessingArgs {
         Processing {
             batch_max: self.processor_batch_max,
             linger: Duration::from_millis(self.processor_linger_ms),
+            saga_batch_max: self.saga_batch_max,
+            saga_linger: Duration::from_millis(self.saga_linger_ms),
             dedupe_horizon: Duration::from_secs(self.processor_dedupe_horizon_secs),
             dedupe_capacity: self.processor_dedupe_capacity,
             missing_offsets: match self.missing_offsets {
@@ -130,6 +146,8 @@ impl Processing {
     /// The saga settings for `kafka`.
     pub fn saga(&self, kafka: &KafkaSettings) -> SagaSettings {
         let mut saga = SagaSettings::new(kafka.clone());
+        saga.batch_max = self.saga_batch_max;
+        saga.batch_linger = self.saga_linger;
         saga.missing_offsets = self.missing_offsets;
         if let Some(instance) = &self.instance_id {
             saga.instance_id = instance.clone();
