@@ -83,9 +83,9 @@ def sweep_section(p, out):
             "Each row is an open-loop load of the same length on the `logbook all` instance of the "
             "measured load. Commands per transaction: commands decided over processor transactions "
             "committed (including the saga's commands). CPU in % of one core, of the 2 the machine has.", "",
-            "| offered/s | ok/s | p50 | p90 | p99 | commands per transaction | "
+            "| offered/s | ok/s | p50 | p90 | p99 | transfer settled p50 / p99 | commands per transaction | "
             + " | ".join(f"CPU {name}" for name in procs) + " | CPU total |",
-            "| --- " * (7 + len(procs)) + "|"]
+            "| --- " * (8 + len(procs)) + "|"]
     for rate in sorted(loads):
         r = loads[rate]
         lat, server = r["latency"], r.get("server") or {}
@@ -94,7 +94,7 @@ def sweep_section(p, out):
         cpu = [r.get("procs", {}).get(name, {}).get("cpu_percent_mean") for name in procs]
         total = sum(c for c in cpu if c is not None)
         out.append(f"| {fmt(rate, 0)} | {fmt(r['throughput_ok_per_s'], 0)} | {fmt(lat['p50_ms'])} | "
-                   f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {per_txn} | "
+                   f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {settled(r)} | {per_txn} | "
                    + " | ".join("—" if c is None else fmt(c, 0) for c in cpu) + f" | {fmt(total, 0)} |")
     out.append("")
 
@@ -151,6 +151,12 @@ def targets(p):
                      f"p50 {fmt(lb['freshness']['p50_ms'])} ms, p99 {fmt(fresh)} ms ({lb['freshness']['count']} probes, {lb['freshness_failures']} failed)",
                      "met" if lb["freshness"]["count"] and fresh <= 25 else f"missed by {fmt(fresh - 25)} ms",
                      plain and f"plain PG read after commit: p99 {fmt(plain['freshness']['p99_ms'])} ms" or ""))
+        settle = lb.get("transfer_settle")
+        if settle and settle["count"]:
+            rows.append(("transfer settled (202 answer -> completed or failed visible)", "(no target)",
+                         f"p50 {fmt(settle['p50_ms'])} ms, p99 {fmt(settle['p99_ms'])} ms ({settle['count']} probes, "
+                         f"{lb['transfer_settle_unsettled']} still pending after 10 s; read every 10 ms)", "",
+                         "the baselines settle a transfer before answering"))
     bl, cp = p.get("backlog"), p.get("copy")
     if bl:
         eps = bl["catchup_events_per_s"]
@@ -276,9 +282,19 @@ def write_ratios(p, out):
     out.extend(lines)
 
 
+def settled_p99(r):
+    settle = r.get("transfer_settle")
+    return fmt(settle["p99_ms"]) if settle and settle["count"] else "-"
+
+
+def settled(r):
+    settle = r.get("transfer_settle")
+    return f"{fmt(settle['p50_ms'])} / {fmt(settle['p99_ms'])}" if settle and settle["count"] else "—"
+
+
 def load_table(p, out):
-    out += ["| system | offered/s | clients | ok/s | errors | p50 | p90 | p99 | p99.9 | max | service p99 | freshness p99 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out += ["| system | offered/s | clients | ok/s | errors | p50 | p90 | p99 | p99.9 | max | service p99 | freshness p99 | transfer settled p99 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key, name in HTTP_LOADS:
         r = p.get(key)
         if not r:
@@ -286,7 +302,7 @@ def load_table(p, out):
         lat = r["latency"]
         out.append(f"| {name} | {fmt(r['rate'], 0)} | {r['clients']} | {fmt(r['throughput_ok_per_s'], 0)} | {r['errors']} {r['statuses']} | "
                    f"{fmt(lat['p50_ms'])} | {fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {fmt(lat['p999_ms'])} | {fmt(lat['max_ms'])} | "
-                   f"{fmt(r['service_time']['p99_ms'])} | {fmt(r['freshness']['p99_ms'])} |")
+                   f"{fmt(r['service_time']['p99_ms'])} | {fmt(r['freshness']['p99_ms'])} | {settled_p99(r)} |")
     out.append("")
     out += ["| system | process | CPU mean (% of one core) | RSS max (MiB) |", "| --- | --- | --- | --- |"]
     for key, name in HTTP_LOADS:

@@ -28,12 +28,20 @@ pub struct Answer {
     pub status: u16,
     /// The `position` token of a successful answer (absent in systems without one).
     pub position: Option<String>,
+    /// The transfer id of a transfer's answer.
+    pub transfer_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Accepted {
     account_id: Option<Uuid>,
+    transfer_id: Option<Uuid>,
     position: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TransferStatus {
+    status: String,
 }
 
 /// A cheap-to-clone client of one API under test.
@@ -115,10 +123,33 @@ impl Api {
             ),
         };
         let (status, accepted) = self.post(&path, &body).await?;
+        let (position, transfer_id) =
+            accepted.map_or((None, None), |a| (a.position, a.transfer_id));
         Ok(Answer {
             status,
-            position: accepted.and_then(|a| a.position),
+            position,
+            transfer_id,
         })
+    }
+
+    /// GET /v1/transfers/{id}: the HTTP status and, on 200, the transfer's status
+    /// (pending, completed or failed).
+    pub async fn transfer_status(
+        &self,
+        transfer: Uuid,
+    ) -> Result<(u16, Option<String>), ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/transfers/{transfer}", self.base))
+            .header("authorization", &self.auth)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        let body = (status == 200)
+            .then(|| serde_json::from_slice::<TransferStatus>(&bytes).ok())
+            .flatten();
+        Ok((status, body.map(|b| b.status)))
     }
 
     /// GET /v1/accounts/{id}, waiting for `position` when given; returns the status.

@@ -24,6 +24,13 @@ pub enum Report {
     },
     /// A read with the command's position: time from the command's answer to the read's.
     Fresh { at_s: f64, micros: u64, status: u16 },
+    /// A transfer answered 202 read until settled: time from the answer to the first read
+    /// showing it completed or failed (`settled` false: still pending at the probe's limit).
+    Settled {
+        at_s: f64,
+        micros: u64,
+        settled: bool,
+    },
     /// Once a second: projector lag and process usage.
     Tick {
         at_s: f64,
@@ -80,6 +87,10 @@ pub struct Measured {
     pub per_op: BTreeMap<String, Percentiles>,
     pub freshness: Percentiles,
     pub freshness_failures: u64,
+    /// Transfers answered 202: answer -> completed or failed visible (empty for systems that
+    /// settle a transfer before answering).
+    pub transfer_settle: Percentiles,
+    pub transfer_settle_unsettled: u64,
     pub projector_lag_max: Option<i64>,
     pub cdf: Vec<(f64, f64)>,
     pub procs: BTreeMap<String, ProcSummary>,
@@ -104,6 +115,8 @@ pub struct Collector {
     per_op: HashMap<Op, Histogram<u64>>,
     freshness: Histogram<u64>,
     freshness_failures: u64,
+    settle: Histogram<u64>,
+    unsettled: u64,
     statuses: BTreeMap<String, u64>,
     ok: u64,
     errors: u64,
@@ -121,6 +134,8 @@ impl Collector {
             per_op: HashMap::new(),
             freshness: summary::histogram(),
             freshness_failures: 0,
+            settle: summary::histogram(),
+            unsettled: 0,
             statuses: BTreeMap::new(),
             ok: 0,
             errors: 0,
@@ -167,6 +182,19 @@ impl Collector {
                         summary::record(&mut self.freshness, micros);
                     } else {
                         self.freshness_failures += 1;
+                    }
+                }
+            }
+            Report::Settled {
+                at_s,
+                micros,
+                settled,
+            } => {
+                if self.measured(at_s) {
+                    if settled {
+                        summary::record(&mut self.settle, micros);
+                    } else {
+                        self.unsettled += 1;
                     }
                 }
             }
@@ -260,6 +288,8 @@ impl Collector {
                 .collect(),
             freshness: Percentiles::of(&self.freshness),
             freshness_failures: self.freshness_failures,
+            transfer_settle: Percentiles::of(&self.settle),
+            transfer_settle_unsettled: self.unsettled,
             projector_lag_max: lag_max,
             cdf: summary::cdf(&self.latency),
             procs: procs
@@ -310,6 +340,14 @@ mod tests {
             micros: 4000,
             status: 503,
         });
+        for (at_s, settled) in [(1.4, true), (1.6, false), (3.2, true)] {
+            let micros = 60_000;
+            collector.add(Report::Settled {
+                at_s,
+                micros,
+                settled,
+            });
+        }
         let measured = collector.finish();
         assert_eq!((measured.ok, measured.errors), (1, 2));
         assert_eq!(measured.throughput_ok_per_s, 0.5);
@@ -318,6 +356,8 @@ mod tests {
         assert!((measured.latency.p50_ms - 10.0).abs() < 0.1);
         assert_eq!(measured.freshness.count, 1);
         assert_eq!(measured.freshness_failures, 1);
+        assert_eq!(measured.transfer_settle.count, 1);
+        assert_eq!(measured.transfer_settle_unsettled, 1);
         assert_eq!(measured.timeline.len(), 4);
         assert_eq!(measured.timeline[0].ok, 1);
     }

@@ -195,9 +195,11 @@ async fn work(plan: Arc<Plan>, reports: UnboundedSender<Report>) {
             op,
             status,
         });
-        let fresh_probe =
-            op != Op::Transfer && status == 200 && i.is_multiple_of(plan.freshness_every);
-        if let (true, Ok(answer)) = (fresh_probe, answer) {
+        let Ok(answer) = answer else { continue };
+        if !i.is_multiple_of(plan.freshness_every) {
+            continue;
+        }
+        if op != Op::Transfer && status == 200 {
             tokio::spawn(freshness(
                 plan.clone(),
                 reports.clone(),
@@ -205,8 +207,42 @@ async fn work(plan: Arc<Plan>, reports: UnboundedSender<Report>) {
                 answer.position,
                 answered,
             ));
+        } else if let (202, Some(transfer)) = (status, answer.transfer_id) {
+            tokio::spawn(settle(plan.clone(), reports.clone(), transfer, answered));
         }
     }
+}
+
+/// How often a pending transfer is read again, and how long it may stay pending.
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Reads a transfer answered 202 (debit done, credit pending) until it is completed or
+/// failed; reports the time since the answer (to within `SETTLE_POLL`).
+async fn settle(
+    plan: Arc<Plan>,
+    reports: UnboundedSender<Report>,
+    transfer: Uuid,
+    answered: Instant,
+) {
+    let settled = loop {
+        let read = plan.api.transfer_status(transfer).await;
+        if let Ok((200, Some(status))) = &read
+            && status != "pending"
+        {
+            break true;
+        }
+        if answered.elapsed() > SETTLE_LIMIT {
+            break false;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    };
+    let now = Instant::now();
+    let _ = reports.send(Report::Settled {
+        at_s: now.duration_since(plan.start).as_secs_f64(),
+        micros: now.duration_since(answered).as_micros() as u64,
+        settled,
+    });
 }
 
 /// Reads the account with the command's position; reports the time since the answer.
