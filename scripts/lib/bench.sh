@@ -498,6 +498,7 @@ json.dump({
     "postgres": sh("PGPASSWORD=\$(cat '$WORK/secrets/db-password') psql -h 127.0.0.1 -p $PG_PORT -U logbook -d postgres -tAc \"SELECT string_agg(name || '=' || setting, ', ') FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', 'max_connections')\""),
     "topic_partitions": $PARTITIONS,
     "processor": "batch max ${LOGBOOK_PROCESSOR_BATCH_MAX:-1000}, linger ${LOGBOOK_PROCESSOR_LINGER_MS:-2} ms, linger.ms=1, dedupe window ${LOGBOOK_PROCESSOR_DEDUPE_CAPACITY:-100000} command ids per partition",
+    "saga": "batch max ${LOGBOOK_SAGA_BATCH_MAX:-500}, linger ${LOGBOOK_SAGA_LINGER_MS:-20} ms",
     "projector": "batch max 5000, linger 2 ms",
     "rate_limits": "off (LOGBOOK_RATE_LIMIT_PER_SECOND=0)",
     "load": {"duration_s": $B_DURATION, "warmup_s": $B_WARMUP, "rate": $B_RATE, "clients": $B_CLIENTS,

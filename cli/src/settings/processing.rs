@@ -26,7 +26,7 @@ pub struct ProcessingArgs {
     /// How long a saga batch waits for more records after its first one. The saga's step
     /// commands go to the commands partitions in its transaction, and until it commits they
     /// hold back what the processors may read of those partitions.
-    #[arg(long, env = "LOGBOOK_SAGA_LINGER_MS", default_value_t = 5)]
+    #[arg(long, env = "LOGBOOK_SAGA_LINGER_MS", default_value_t = 20)]
     pub saga_linger_ms: u64,
     /// How long a processor remembers applied command ids: a command first sent longer ago
     /// that it does not remember is refused as expired (409 command_expired), never applied.
@@ -153,5 +153,36 @@ impl Processing {
             saga.instance_id = instance.clone();
         }
         saga
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Only {
+        #[command(flatten)]
+        processing: ProcessingArgs,
+    }
+
+    #[test]
+    fn the_flags_default_to_the_libraries_defaults() {
+        let parsed = Only::try_parse_from(["logbook"]).expect("no flag is required");
+        let (flags, library) = (parsed.processing.resolve(), Processing::default());
+        assert_eq!(
+            (flags.batch_max, flags.linger),
+            (library.batch_max, library.linger)
+        );
+        assert_eq!(
+            (flags.saga_batch_max, flags.saga_linger),
+            (library.saga_batch_max, library.saga_linger)
+        );
+        assert_eq!(
+            (flags.dedupe_horizon, flags.dedupe_capacity),
+            (library.dedupe_horizon, library.dedupe_capacity)
+        );
     }
 }

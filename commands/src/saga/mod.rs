@@ -51,7 +51,7 @@ impl SagaSettings {
             group_id,
             instance_id: uuid::Uuid::now_v7().simple().to_string(),
             batch_max: 500,
-            batch_linger: Duration::from_millis(5),
+            batch_linger: Duration::from_millis(20),
             txn_timeout: Duration::from_secs(5),
             session_timeout: Duration::from_secs(6),
             missing_offsets: MissingOffsets::Refuse,
