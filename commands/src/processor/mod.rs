@@ -12,6 +12,7 @@
 //! - [`batch`]: deciding a batch (pure, no Kafka);
 //! - `delivery`: the delivery reports of the open transaction (its events' offsets);
 //! - `worker`: the loop on its own OS thread;
+//! - `records`: the Kafka records of a transaction (events, results) and their delivery reports;
 //! - `positions`: where a transaction's events will land (so results need no extra round trip);
 //! - `clients`: the Kafka clients, and waiting for Kafka while they connect.
 
@@ -21,6 +22,7 @@ mod clients;
 mod delivery;
 pub mod memory;
 mod positions;
+mod records;
 pub mod restore;
 pub mod snapshot;
 pub mod state;
