@@ -12,7 +12,7 @@
 # Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
 # `logbook all`, release, rate limits off, after an unmeasured load of --stack-warmup seconds,
 # default 60, at --rate that warms the broker's JIT compiler; then the same load at each rate of
-# --sweep, default 50,200,500 (empty: none), for latency against load; then a second load at
+# --sweep, default 50,200,500,1500,2000 (empty: none), for latency against load; then a second load at
 # --capacity-rate, default 4000/s (0 skips it), with --capacity-clients, default 1024; --profile,
 # the default, records 10 s of a third, unmeasured load with perf (logbook) and JFR (Kafka)),
 # plain-pg (the same load on the plain PostgreSQL ledger), cqrs-es (the same load on the
@@ -29,7 +29,7 @@ bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
   B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=1000000,10000000
-  B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1 B_STACK_WARMUP=60 B_SWEEP=50,200,500
+  B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1 B_STACK_WARMUP=60 B_SWEEP=50,200,500,1500,2000
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) B_PROFILE=1; shift; continue ;;
