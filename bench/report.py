@@ -282,14 +282,10 @@ def write_ratios(p, out):
     out.extend(lines)
 
 
-def settled_p99(r):
+def settled(r, keys=("p50_ms", "p99_ms"), missing="—"):
+    """The transfer-settle percentiles of load `r` ("p50 / p99" by default), or `missing`."""
     settle = r.get("transfer_settle")
-    return fmt(settle["p99_ms"]) if settle and settle["count"] else "-"
-
-
-def settled(r):
-    settle = r.get("transfer_settle")
-    return f"{fmt(settle['p50_ms'])} / {fmt(settle['p99_ms'])}" if settle and settle["count"] else "—"
+    return " / ".join(fmt(settle[k]) for k in keys) if settle and settle["count"] else missing
 
 
 def load_table(p, out):
@@ -302,7 +298,7 @@ def load_table(p, out):
         lat = r["latency"]
         out.append(f"| {name} | {fmt(r['rate'], 0)} | {r['clients']} | {fmt(r['throughput_ok_per_s'], 0)} | {r['errors']} {r['statuses']} | "
                    f"{fmt(lat['p50_ms'])} | {fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {fmt(lat['p999_ms'])} | {fmt(lat['max_ms'])} | "
-                   f"{fmt(r['service_time']['p99_ms'])} | {fmt(r['freshness']['p99_ms'])} | {settled_p99(r)} |")
+                   f"{fmt(r['service_time']['p99_ms'])} | {fmt(r['freshness']['p99_ms'])} | {settled(r, ('p99_ms',), '-')} |")
     out.append("")
     out += ["| system | process | CPU mean (% of one core) | RSS max (MiB) |", "| --- | --- | --- | --- |"]
     for key, name in HTTP_LOADS:
