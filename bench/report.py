@@ -97,6 +97,40 @@ def sweep_section(p, out):
                    f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {settled(r)} | {per_txn} | "
                    + " | ".join("—" if c is None else fmt(c, 0) for c in cpu) + f" | {fmt(total, 0)} |")
     out.append("")
+    phases_section(loads, out)
+
+
+PHASES = ("begin", "write", "send_offsets", "check", "commit")
+
+
+def phases_section(loads, out):
+    """Where a Kafka transaction's time goes, by offered load (`logbook_transaction_phase_seconds`)."""
+    rows = []
+    for rate in sorted(loads):
+        r = loads[rate]
+        phases = (r.get("server") or {}).get("phases") or {}
+        seconds = r.get("measured_seconds") or 0
+        for role in ("processor", "saga"):
+            times = [phases.get(f"{role}/{name}") for name in PHASES]
+            count = max((t["count"] for t in times if t), default=0)
+            if not count or not seconds:
+                continue
+            means = ["—" if not t or not t["count"] else fmt(1000 * t["seconds"] / t["count"], 2)
+                     for t in times]
+            total = sum(1000 * t["seconds"] / t["count"] for t in times if t and t["count"])
+            rows.append(f"| {fmt(rate, 0)} | {role} | {fmt(count / seconds, 0)} | "
+                        + " | ".join(means) + f" | {fmt(total, 2)} |")
+    if not rows:
+        return
+    out += ["### Where a transaction's time goes", "",
+            "Mean time of each step of the Kafka transactions, in ms, from the server's "
+            "`logbook_transaction_phase_seconds` over each load above. `write`: handing the records "
+            "to librdkafka; `send_offsets`: adding the consumed offsets (a round trip to the "
+            "transaction coordinator, then one to the group coordinator); `check`: waiting for every "
+            "record's delivery report (registering the partitions with the transaction, then the "
+            "produce requests, acks=all); `commit`: EndTxn.", "",
+            "| offered/s | role | transactions/s | " + " | ".join(PHASES) + " | sum |",
+            "| --- " * (4 + len(PHASES)) + "|"] + rows + [""]
 
 
 def ratio(value, base):

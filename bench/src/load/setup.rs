@@ -1,5 +1,6 @@
 //! Before and around the run: opening the accounts, and the server's own counters.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -44,13 +45,25 @@ pub async fn open_accounts(
 }
 
 /// The processor's counters from the Prometheus text (absent in systems without them).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerCounters {
     pub transactions_committed: f64,
     pub transactions_aborted: f64,
     pub commands: f64,
     pub events: f64,
+    /// Time spent in each step of the Kafka transactions (`logbook_transaction_phase_seconds`),
+    /// by `role/phase` (e.g. `processor/check`): seconds summed and how many.
+    pub phases: BTreeMap<String, PhaseTime>,
 }
+
+/// Seconds spent in one transaction phase, over `count` transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PhaseTime {
+    pub seconds: f64,
+    pub count: f64,
+}
+
+const PHASE_METRIC: &str = "logbook_transaction_phase_seconds";
 
 impl ServerCounters {
     pub fn parse(text: &str) -> Self {
@@ -71,21 +84,64 @@ impl ServerCounters {
                 }
                 "logbook_processor_commands_total" => counters.commands = value,
                 "logbook_events_appended_total" => counters.events = value,
-                _ => {}
+                _ => counters.phase(name, value),
             }
         }
         counters
     }
 
+    /// A `_sum` or `_count` line of the transaction phase histogram.
+    fn phase(&mut self, name: &str, value: f64) {
+        let Some(rest) = name.strip_prefix(PHASE_METRIC) else {
+            return;
+        };
+        let (is_sum, labels) = match (rest.strip_prefix("_sum"), rest.strip_prefix("_count")) {
+            (Some(labels), _) => (true, labels),
+            (_, Some(labels)) => (false, labels),
+            _ => return,
+        };
+        let (Some(role), Some(phase)) = (label(labels, "role"), label(labels, "phase")) else {
+            return;
+        };
+        let entry = self.phases.entry(format!("{role}/{phase}")).or_default();
+        if is_sum {
+            entry.seconds = value;
+        } else {
+            entry.count = value;
+        }
+    }
+
     /// What happened between `before` and `self`.
     pub fn since(&self, before: &Self) -> Self {
+        let phases = self
+            .phases
+            .iter()
+            .map(|(key, now)| {
+                let then = before.phases.get(key).copied().unwrap_or_default();
+                let delta = PhaseTime {
+                    seconds: now.seconds - then.seconds,
+                    count: now.count - then.count,
+                };
+                (key.clone(), delta)
+            })
+            .collect();
         Self {
             transactions_committed: self.transactions_committed - before.transactions_committed,
             transactions_aborted: self.transactions_aborted - before.transactions_aborted,
             commands: self.commands - before.commands,
             events: self.events - before.events,
+            phases,
         }
     }
+}
+
+/// The value of label `name` in a Prometheus label set such as `{role="saga",phase="commit"}`.
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let inner = labels.strip_prefix('{')?.strip_suffix('}')?;
+    inner.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.trim_matches('"'))
+    })
 }
 
 #[cfg(test)]
@@ -108,5 +164,26 @@ mod tests {
         });
         assert_eq!(diff.commands, 300.0);
         assert_eq!(diff.events, 400.0);
+    }
+
+    #[test]
+    fn transaction_phases_are_read_by_role_and_phase() {
+        let before = ServerCounters::parse(
+            "logbook_transaction_phase_seconds_sum{role=\"processor\",phase=\"check\"} 1.5\n\
+             logbook_transaction_phase_seconds_count{role=\"processor\",phase=\"check\"} 100\n",
+        );
+        let after = ServerCounters::parse(
+            "logbook_transaction_phase_seconds_bucket{role=\"processor\",phase=\"check\",le=\"0.005\"} 90\n\
+             logbook_transaction_phase_seconds_sum{role=\"processor\",phase=\"check\"} 2.5\n\
+             logbook_transaction_phase_seconds_count{role=\"processor\",phase=\"check\"} 300\n\
+             logbook_transaction_phase_seconds_sum{role=\"saga\",phase=\"commit\"} 0.7\n\
+             logbook_transaction_phase_seconds_count{role=\"saga\",phase=\"commit\"} 70\n",
+        );
+        let diff = after.since(&before);
+        assert_eq!(diff.phases.len(), 2);
+        let check = diff.phases["processor/check"];
+        assert_eq!((check.seconds, check.count), (1.0, 200.0));
+        let commit = diff.phases["saga/commit"];
+        assert_eq!((commit.seconds, commit.count), (0.7, 70.0));
     }
 }
