@@ -17,7 +17,8 @@ pub struct ProcessingArgs {
     /// Most commands per processor transaction.
     #[arg(long, env = "LOGBOOK_PROCESSOR_BATCH_MAX", default_value_t = 1000)]
     pub processor_batch_max: usize,
-    /// How long a processor batch waits for more commands after its first one.
+    /// How long a processor batch waits for more commands after its first one (commands
+    /// already fetched join it after that without waiting; 0 takes only those).
     #[arg(long, env = "LOGBOOK_PROCESSOR_LINGER_MS", default_value_t = 2)]
     pub processor_linger_ms: u64,
     /// Most records (events and results) per saga transaction.

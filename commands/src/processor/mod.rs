@@ -50,7 +50,8 @@ pub struct ProcessorSettings {
     pub instance_id: String,
     /// Most commands decided in one transaction.
     pub batch_max: usize,
-    /// How long a batch waits for more commands after its first one.
+    /// How long a batch waits for more commands after its first one; commands the consumer
+    /// has already fetched join it after that without waiting.
     pub batch_linger: Duration,
     /// How long applied command ids are remembered (commands first sent longer ago that are
     /// not remembered are refused as expired).

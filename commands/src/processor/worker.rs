@@ -126,7 +126,10 @@ impl Worker {
     }
 
     /// Polls until the batch is full, the linger time after its first command has passed, or
-    /// (with nothing received) a short idle wait ends. Keeps only messages of the current epoch.
+    /// (with nothing received) a short idle wait ends. Once the linger has passed, what the
+    /// consumer has already fetched still joins the batch, without waiting: a linger of 0 takes
+    /// what is queued rather than one command per transaction. Keeps only messages of the
+    /// current epoch.
     fn collect(&mut self) -> Result<Vec<Incoming>, ProcessorError> {
         let mut batch: Vec<(u64, Incoming)> = Vec::new();
         let idle_until = Instant::now() + Duration::from_millis(100);
@@ -134,20 +137,31 @@ impl Worker {
         while batch.len() < self.settings.batch_max {
             let until = deadline.unwrap_or(idle_until);
             let now = Instant::now();
-            if now >= until || self.stop.load(Ordering::Relaxed) {
+            let lingered = now >= until;
+            if (lingered && batch.is_empty()) || self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let polled = self.consumer.poll(poll_timeout(until - now));
+            let wait = if lingered {
+                Duration::ZERO
+            } else {
+                poll_timeout(until - now)
+            };
+            let polled = self.consumer.poll(wait);
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }
             match polled {
+                // past the linger, nothing more already fetched: the batch is complete
+                None if lingered => break,
                 None => {}
                 Some(Err(error)) if group::is_missing_offset(&error) => {
                     return Err(self.refusal().into());
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
+                    if lingered {
+                        break;
+                    }
                     if batch.is_empty() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
