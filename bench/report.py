@@ -115,11 +115,11 @@ def phases_section(loads, out):
             count = max((t["count"] for t in times if t), default=0)
             if not count or not seconds:
                 continue
-            means = ["—" if not t or not t["count"] else fmt(1000 * t["seconds"] / t["count"], 2)
-                     for t in times]
-            total = sum(1000 * t["seconds"] / t["count"] for t in times if t and t["count"])
+            means = [1000 * t["seconds"] / t["count"] if t and t["count"] else None for t in times]
+            total = sum(m for m in means if m is not None)
             rows.append(f"| {fmt(rate, 0)} | {role} | {fmt(count / seconds, 0)} | "
-                        + " | ".join(means) + f" | {fmt(total, 2)} |")
+                        + " | ".join("—" if m is None else fmt(m, 2) for m in means)
+                        + f" | {fmt(total, 2)} |")
     if not rows:
         return
     out += ["### Where a transaction's time goes", "",
