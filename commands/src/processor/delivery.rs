@@ -77,7 +77,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
-        self.counts.reported();
+        self.counts.reported(result.is_ok());
         if index == UNTRACKED {
             return;
         }

@@ -5,6 +5,10 @@
 //! each delivery report (delivered, failed or purged) as the polling thread serves it and wakes
 //! the waiter. Both counts only grow, for the life of the context (a replaced producer gets a new
 //! one), so the order in which a record's two counts arrive does not matter.
+//!
+//! The failed reports are counted too: [`Deliveries::all_delivered`] tells whether every record
+//! sent is acknowledged, which decides how a transaction may be aborted
+//! ([`super::transactor`]).
 
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -23,6 +27,8 @@ pub struct Deliveries {
 struct Counts {
     sent: u64,
     reported: u64,
+    /// Reports of records not delivered (failed, timed out or purged).
+    failed: u64,
 }
 
 impl Deliveries {
@@ -34,14 +40,24 @@ impl Deliveries {
     }
 
     /// One more delivery report served (call it from `ProducerContext::delivery` for every
-    /// record, whatever its outcome).
-    pub fn reported(&self) {
+    /// record, whatever its outcome; `delivered`: the broker acknowledged it).
+    pub fn reported(&self, delivered: bool) {
         if let Ok(mut counts) = self.counts.lock() {
             counts.reported += 1;
+            counts.failed += u64::from(!delivered);
             if counts.reported >= counts.sent {
                 self.reported.notify_all();
             }
         }
+    }
+
+    /// Whether every record sent so far is acknowledged by the broker: none is waiting for its
+    /// report, and no report was a failure.
+    pub fn all_delivered(&self) -> bool {
+        self.counts
+            .lock()
+            .map(|c| c.reported >= c.sent && c.failed == 0)
+            .unwrap_or(false)
     }
 
     /// Sleeps until every record sent so far has its report; `false` when `deadline` passes
@@ -84,8 +100,8 @@ impl ClientContext for Counting {
 impl ProducerContext for Counting {
     type DeliveryOpaque = ();
 
-    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {
-        self.deliveries.reported();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        self.deliveries.reported(result.is_ok());
     }
 }
 
@@ -105,7 +121,7 @@ mod tests {
     #[test]
     fn the_wait_ends_with_the_last_report_in_whatever_order_the_counts_arrive() {
         let deliveries = Arc::new(Deliveries::default());
-        deliveries.reported();
+        deliveries.reported(true);
         deliveries.sent();
         deliveries.sent();
         let soon = Instant::now() + Duration::from_millis(20);
@@ -114,12 +130,25 @@ mod tests {
         let reporter = Arc::clone(&deliveries);
         let thread = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
-            reporter.reported();
+            reporter.reported(true);
         });
         let started = Instant::now();
         assert!(deliveries.wait_all_reported(started + Duration::from_secs(10)));
         assert!(started.elapsed() < Duration::from_secs(5));
         thread.join().expect("reporter");
         assert!(deliveries.wait_all_reported(Instant::now()));
+    }
+
+    #[test]
+    fn all_delivered_needs_every_report_and_no_failure() {
+        let deliveries = Deliveries::default();
+        assert!(deliveries.all_delivered());
+        deliveries.sent();
+        assert!(!deliveries.all_delivered(), "a record without its report");
+        deliveries.reported(true);
+        assert!(deliveries.all_delivered());
+        deliveries.sent();
+        deliveries.reported(false);
+        assert!(!deliveries.all_delivered(), "a failed record");
     }
 }

@@ -145,6 +145,10 @@ impl<C: CountsDeliveries> TxnClient for KafkaTxnClient<C> {
         self.producer = Self::make(&self.config, self.make_context, self.timeout)?;
         Ok(())
     }
+
+    fn in_doubt(&self) -> bool {
+        !self.producer.context().deliveries().all_delivered()
+    }
 }
 
 /// Waits until nothing is in flight: it sleeps until every record sent has its delivery report

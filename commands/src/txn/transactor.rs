@@ -7,7 +7,9 @@
 //! - librdkafka marks an error *retriable*: the same call again (with backoff, for a bounded
 //!   time; what still fails then is treated as unclear);
 //! - a failure before the commit was sent, or an *abortable* one: abort, and the caller redoes
-//!   the batch on the state it decided it on ([`Outcome::Aborted`]);
+//!   the batch on the state it decided it on ([`Outcome::Aborted`]). When a record of the
+//!   transaction is not acknowledged (no delivery report yet, or a failed one), the abort is done
+//!   by replacing the client instead of `abort_transaction` (see [`TxnClient::in_doubt`]);
 //! - anything else at the commit (timed out for good, coordinator gone, fatal after EndTxn was
 //!   sent) leaves the outcome unknown: the transaction may have committed. Then the client is
 //!   replaced by one with the same `transactional.id`, whose `init_transactions` fences the old
@@ -91,6 +93,15 @@ pub trait TxnClient {
     /// Waits for every record to be delivered, then commits.
     fn commit(&self, timeout: Duration) -> Result<(), TxnError>;
     fn abort(&self, timeout: Duration) -> Result<(), TxnError>;
+    /// Whether a record written by this client may be in the log without being acknowledged:
+    /// its delivery report is missing or failed. librdkafka's `abort_transaction` purges such a
+    /// record and gives its sequence number to the next record of its partition (2.12,
+    /// `rd_kafka_toppar_purge_queues`); when the broker did write it (a lost acknowledgement,
+    /// then a retry that never got through), the broker takes the next record, from a later
+    /// transaction, for a duplicate and drops it while the producer reports it delivered. A
+    /// new producer epoch starts the sequence numbers again, so such an abort replaces the
+    /// client instead.
+    fn in_doubt(&self) -> bool;
     /// Replaces the client by a new one with the same `transactional.id` and initialises it
     /// (which fences the old one and completes its open transaction).
     fn reinit(&mut self) -> Result<(), TxnError>;
@@ -191,6 +202,19 @@ impl<C: TxnClient> Transactor<C> {
     fn abort<T>(&mut self, error: TxnError) -> Outcome<T> {
         metrics::counter!("logbook_transactions_total", "role" => self.role, "outcome" => "aborted")
             .increment(1);
+        if self.client.in_doubt() {
+            // the commit was never sent: the replacement's fencing aborts the transaction
+            tracing::warn!(
+                role = self.role,
+                %error,
+                "transaction aborted with records not acknowledged: replacing the producer \
+                 (a new epoch), then redoing the batch"
+            );
+            return match self.replace() {
+                true => Outcome::Aborted(error),
+                false => Outcome::Stopped,
+            };
+        }
         match self.retrying("abort", |c, t| c.abort(t)) {
             Ok(()) => {
                 tracing::warn!(role = self.role, %error, "transaction aborted: redoing the batch");
@@ -212,17 +236,27 @@ impl<C: TxnClient> Transactor<C> {
             %error,
             "transaction outcome unknown: fencing the producer, then restoring from the log"
         );
+        match self.replace() {
+            true => Outcome::Unclear(error),
+            false => Outcome::Stopped,
+        }
+    }
+
+    /// Replaces the client by one with the same `transactional.id` (which fences the old one
+    /// and ends its open transaction), waiting out an unavailable broker; `false` when the stop
+    /// flag was raised first.
+    fn replace(&mut self) -> bool {
         let mut backoff = Backoff::default();
         loop {
             match self.client.reinit() {
                 Ok(()) => {
                     self.outage.recovered();
-                    return Outcome::Unclear(error);
+                    return true;
                 }
                 Err(reinit_error) => self.outage.failed(&reinit_error),
             }
             if self.stop.load(Ordering::Relaxed) {
-                return Outcome::Stopped;
+                return false;
             }
             backoff.sleep();
         }
@@ -277,6 +311,8 @@ mod tests {
     struct Scripted {
         answers: RefCell<VecDeque<(&'static str, Option<TxnErrorKind>)>>,
         calls: RefCell<Vec<&'static str>>,
+        /// Whether a record is unacknowledged (until the client is replaced).
+        in_doubt: bool,
     }
 
     impl Scripted {
@@ -284,6 +320,7 @@ mod tests {
             Self {
                 answers: RefCell::new(answers.iter().copied().collect()),
                 calls: RefCell::default(),
+                in_doubt: false,
             }
         }
 
@@ -316,7 +353,12 @@ mod tests {
             self.answer("abort")
         }
         fn reinit(&mut self) -> Result<(), TxnError> {
-            self.answer("reinit")
+            self.answer("reinit")?;
+            self.in_doubt = false;
+            Ok(())
+        }
+        fn in_doubt(&self) -> bool {
+            self.in_doubt
         }
     }
 
@@ -328,8 +370,12 @@ mod tests {
         script: &[(&'static str, Option<TxnErrorKind>)],
         write: Result<u8, TxnError>,
     ) -> (Outcome<u8>, Vec<&'static str>) {
+        run_with(Scripted::with(script), write)
+    }
+
+    fn run_with(client: Scripted, write: Result<u8, TxnError>) -> (Outcome<u8>, Vec<&'static str>) {
         let mut transactor = Transactor::new(
-            Scripted::with(script),
+            client,
             "test",
             Duration::from_millis(10),
             Duration::from_millis(200),
@@ -393,6 +439,33 @@ mod tests {
         let (outcome, calls) = run(&[("send_offsets", Some(Retriable))]);
         assert!(matches!(outcome, Outcome::Committed(7)));
         assert_eq!(calls, ["begin", "send_offsets", "send_offsets", "commit"]);
+    }
+
+    /// The chaos test's lost transfer step: a record the broker wrote but never acknowledged
+    /// (its leader was killed) was purged by `abort_transaction`, and the next transaction's
+    /// record to that partition got its sequence number, was dropped by the broker as a
+    /// duplicate and reported delivered. An abort with such records replaces the client.
+    #[test]
+    fn an_abort_with_unacknowledged_records_replaces_the_client_instead() {
+        let doubtful = |script: &[(&'static str, Option<TxnErrorKind>)]| Scripted {
+            in_doubt: true,
+            ..Scripted::with(script)
+        };
+        let (outcome, calls) = run_with(doubtful(&[("commit", Some(Abortable))]), Ok(7));
+        assert!(matches!(outcome, Outcome::Aborted(_)));
+        assert_eq!(calls, ["begin", "send_offsets", "commit", "reinit"]);
+        let (outcome, calls) = run_with(doubtful(&[]), Err(TxnError::abort("not delivered")));
+        assert!(matches!(outcome, Outcome::Aborted(_)));
+        assert_eq!(calls, ["begin", "reinit"]);
+        let (outcome, calls) = run_with(
+            doubtful(&[("send_offsets", Some(Other)), ("reinit", Some(Other))]),
+            Ok(7),
+        );
+        assert!(
+            matches!(outcome, Outcome::Aborted(_)),
+            "a failed reinit is retried"
+        );
+        assert_eq!(calls, ["begin", "send_offsets", "reinit", "reinit"]);
     }
 
     #[test]
