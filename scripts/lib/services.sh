@@ -200,6 +200,18 @@ write_kafka_config() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
   sed -e "s|@PORT@|$port|g" -e "s|@CPORT@|$cport|g" -e "s|@DATA@|$KAFKA_DIR/data|g" \
     "$ROOT/scripts/kafka/server.properties.in" >"$KAFKA_DIR/server.properties"
+  add_relayed_listener
+}
+
+# LOGBOOK_DEV_KAFKA_RELAY=<listen port>:<advertised port> (tests only): one more plaintext
+# listener that tells its clients to connect to the advertised port, where a test's TCP relay
+# forwards to the listen port, so that the test can cut the connections of those clients alone.
+add_relayed_listener() {
+  [ -n "${LOGBOOK_DEV_KAFKA_RELAY:-}" ] || return 0
+  local listen="${LOGBOOK_DEV_KAFKA_RELAY%%:*}" advertised="${LOGBOOK_DEV_KAFKA_RELAY##*:}"
+  sed -i -e "s|^listeners=.*|&,RELAYED://127.0.0.1:$listen|" \
+    -e "s|^advertised.listeners=.*|&,RELAYED://127.0.0.1:$advertised|" \
+    -e "s|^listener.security.protocol.map=.*|&,RELAYED:PLAINTEXT|" "$KAFKA_DIR/server.properties"
 }
 
 start_kafka() {

@@ -28,6 +28,7 @@ pub mod client;
 pub mod disaster;
 pub mod log;
 pub mod read;
+pub mod relay;
 pub mod services;
 
 /// Partitions of the test topics: enough to spread accounts, small enough to be quick.

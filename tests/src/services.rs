@@ -40,6 +40,19 @@ impl PrivateServices {
         Self::start_with(name, &["--brokers", "3"], Vec::new())
     }
 
+    /// Starts them with one more Kafka listener on `listen_port` that advertises
+    /// `advertised_port`, where the test's [`crate::relay::Relay`] forwards to it
+    /// (`LOGBOOK_DEV_KAFKA_RELAY`): clients that bootstrap from the relay talk to the broker
+    /// only through it.
+    pub fn start_relayed(name: &str, listen_port: u16, advertised_port: u16) -> PrivateServices {
+        let relay = format!("{listen_port}:{advertised_port}");
+        Self::start_with(
+            name,
+            &[],
+            vec![("LOGBOOK_DEV_KAFKA_RELAY".to_string(), relay)],
+        )
+    }
+
     fn start_with(name: &str, args: &[&str], script_env: Vec<(String, String)>) -> Self {
         let main_work = main_work_dir();
         let work = main_work.join("faults").join(format!(

@@ -7,7 +7,10 @@
 //! - [`chaos`]: a three-broker cluster, two instances of every role and a nemesis under load
 //!   (the reduced run; `scripts/dev chaos` runs it longer and plots it).
 //! - [`secure`]: TLS, SCRAM users, ACLs and database roles (`scripts/dev services --secure`).
+//! - [`lost_ack`]: a record written but never acknowledged, then an abort, through a TCP relay
+//!   the test cuts.
 
 mod chaos;
 mod faults;
+mod lost_ack;
 mod secure;
