@@ -210,9 +210,10 @@ impl<C: TxnClient> Transactor<C> {
                 "transaction aborted with records not acknowledged: replacing the producer \
                  (a new epoch), then redoing the batch"
             );
-            return match self.replace() {
-                true => Outcome::Aborted(error),
-                false => Outcome::Stopped,
+            return if self.replace() {
+                Outcome::Aborted(error)
+            } else {
+                Outcome::Stopped
             };
         }
         match self.retrying("abort", |c, t| c.abort(t)) {
@@ -236,9 +237,10 @@ impl<C: TxnClient> Transactor<C> {
             %error,
             "transaction outcome unknown: fencing the producer, then restoring from the log"
         );
-        match self.replace() {
-            true => Outcome::Unclear(error),
-            false => Outcome::Stopped,
+        if self.replace() {
+            Outcome::Unclear(error)
+        } else {
+            Outcome::Stopped
         }
     }
 
