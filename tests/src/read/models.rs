@@ -138,7 +138,9 @@ pub async fn offsets(db: &PgPool, projection: &str) -> HashMap<i32, i64> {
 }
 
 /// Waits until `projection`'s stored offsets equal the log end of every non-empty partition;
-/// returns them. Panics after `timeout`.
+/// returns them. Panics after `timeout`. The ends are read again on every look: they are the
+/// last stable offsets (read_committed), which move on once the commit markers of a transaction
+/// that has just committed are written, a moment after its commit returned.
 pub async fn wait_caught_up(
     db: &PgPool,
     kafka: &KafkaSettings,
@@ -147,11 +149,11 @@ pub async fn wait_caught_up(
     timeout: Duration,
 ) -> HashMap<i32, i64> {
     let started = Instant::now();
-    let settings = kafka.clone();
-    let ends = tokio::task::spawn_blocking(move || log_ends(&settings, partitions))
-        .await
-        .expect("join");
     loop {
+        let settings = kafka.clone();
+        let ends = tokio::task::spawn_blocking(move || log_ends(&settings, partitions))
+            .await
+            .expect("join");
         let stored = offsets(db, projection).await;
         let done = ends
             .iter()
