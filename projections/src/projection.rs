@@ -43,6 +43,16 @@ impl Projection {
             Projection::Archive => &["event_archive"],
         }
     }
+
+    /// The tables a rebuild only appends to, by `COPY`, and never reads back or upserts: the
+    /// lines and the archive rows, one per event at a position of its own. Their primary keys
+    /// can wait until the replay is over (see [`crate::rebuild::indexes`]).
+    pub fn appended_tables(&self) -> &'static [&'static str] {
+        match self {
+            Projection::Ledger => &["account_transactions"],
+            Projection::Archive => &["event_archive"],
+        }
+    }
 }
 
 impl fmt::Display for Projection {

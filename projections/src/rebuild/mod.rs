@@ -7,8 +7,9 @@
 //! reached the end of the log, [`swap`] replaces the live tables in one transaction (retrying
 //! later if the live projection is still ahead somewhere). A session advisory lock allows one
 //! rebuild of a projection at a time; a failed or cancelled rebuild drops its shadow tables.
-//! The shadow tables' secondary indexes are dropped for the replay and built once it has
-//! caught up ([`indexes`]), before the first swap attempt. A ledger rebuild keeps its account
+//! The shadow tables' secondary indexes, and the primary keys of the tables it only appends
+//! to, are dropped for the replay and built once it has caught up ([`indexes`]), before the
+//! first swap attempt. A ledger rebuild keeps its account
 //! and transfer rows in memory and writes them before each swap attempt
 //! ([`crate::ledger::staged`]): with no other writer to the shadow tables, nothing needs to be
 //! read back.
@@ -222,7 +223,7 @@ struct Job {
     projection: Projection,
     progress: Option<watch::Sender<RebuildProgress>>,
     runtime: Handle,
-    /// Secondary indexes still to build (emptied once built).
+    /// Indexes and keys still to build (emptied once built).
     deferred: std::sync::Mutex<Vec<String>>,
 }
 

@@ -307,15 +307,37 @@ async fn a_rebuild_during_a_stream_swaps_in_a_fresh_fold_while_queries_answer() 
     wait_caught_up(&env.db, &env.kafka, env.partitions, "archive", CATCH_UP).await;
     projector.stop().await;
     assert_equal_to_fresh_fold(&env).await;
+    // every index and primary key is back under its canonical name, including the keys of
+    // the tables the replay only appended to (built after it, see rebuild::indexes)
     let indexes: Vec<String> = sqlx::query_scalar(
-        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'accounts' ORDER BY 1",
+        "SELECT indexname::text FROM pg_indexes WHERE tablename IN \
+         ('accounts', 'account_transactions', 'event_archive') ORDER BY 1",
     )
     .fetch_all(&env.db)
     .await
     .expect("indexes");
     assert_eq!(
         indexes,
-        vec!["accounts_owner_idx", "accounts_pkey", "accounts_status_idx"]
+        vec![
+            "account_transactions_pkey",
+            "account_transactions_transfer_idx",
+            "accounts_owner_idx",
+            "accounts_pkey",
+            "accounts_status_idx",
+            "event_archive_aggregate_idx",
+            "event_archive_pkey",
+        ]
+    );
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint WHERE contype = 'p' AND conrelid IN \
+         ('account_transactions'::regclass, 'event_archive'::regclass) ORDER BY 1",
+    )
+    .fetch_all(&env.db)
+    .await
+    .expect("primary keys");
+    assert_eq!(
+        keys,
+        vec!["account_transactions_pkey", "event_archive_pkey"]
     );
 }
 
