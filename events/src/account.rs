@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::currency::Currency;
@@ -190,10 +191,10 @@ impl AccountEvent {
     /// Unknown types, unsupported versions and data that does not match the wire
     /// struct (missing, extra or mistyped fields) are errors. Older versions are
     /// upcast here to the current [`AccountEvent`].
-    pub fn decode(
+    pub fn decode<D: EventData + ?Sized>(
         event_type: &str,
         schema_version: u32,
-        data: &Value,
+        data: &D,
     ) -> Result<AccountEvent, CodecError> {
         let Some(&known) = ALL_EVENT_TYPES.iter().find(|t| **t == event_type) else {
             return Err(CodecError::UnknownEventType(event_type.to_owned()));
@@ -201,7 +202,7 @@ impl AccountEvent {
         let read = Reader {
             event_type: known,
             schema_version,
-            data,
+            data: data.event_data(),
         };
         match (known, schema_version) {
             ("AccountOpened", 1) => read.v1(|d: v1::AccountOpened| AccountEvent::AccountOpened {
@@ -303,6 +304,31 @@ impl AccountEvent {
     }
 }
 
+/// The `data` of an envelope, in either form ([`AccountEvent::decode`] reads both): a tree of values, or
+/// the JSON text as written (a [`crate::RawEnvelope`]'s).
+pub trait EventData {
+    fn event_data(&self) -> Data<'_>;
+}
+
+/// `data` as a tree of values or as JSON text.
+#[derive(Debug, Clone, Copy)]
+pub enum Data<'a> {
+    Tree(&'a Value),
+    Text(&'a str),
+}
+
+impl EventData for Value {
+    fn event_data(&self) -> Data<'_> {
+        Data::Tree(self)
+    }
+}
+
+impl EventData for Box<RawValue> {
+    fn event_data(&self) -> Data<'_> {
+        Data::Text(self.get())
+    }
+}
+
 /// Where and when the money of a transfer left its source: the source's events partition and
 /// the debit's `occurred_at`. Within one partition debits have strictly increasing
 /// `occurred_at` (the processor stamps them so), and the saga sends the credits of one source
@@ -320,7 +346,7 @@ pub struct DebitOrigin {
 struct Reader<'a> {
     event_type: &'static str,
     schema_version: u32,
-    data: &'a Value,
+    data: Data<'a>,
 }
 
 impl Reader<'_> {
@@ -329,11 +355,11 @@ impl Reader<'_> {
         &self,
         into: impl FnOnce(T) -> AccountEvent,
     ) -> Result<AccountEvent, CodecError> {
-        let read = if self.data.is_object() {
-            T::deserialize(self.data)
-        } else {
-            // Serde would also take a struct from an array; the format is an object.
-            Err(serde::de::Error::custom("event data must be a JSON object"))
+        // Serde would also take a struct from an array; the format is an object.
+        let read = match self.data {
+            Data::Tree(value) if value.is_object() => T::deserialize(value),
+            Data::Text(text) if text.trim_start().starts_with('{') => serde_json::from_str(text),
+            _ => Err(serde::de::Error::custom("event data must be a JSON object")),
         };
         read.map(into).map_err(|source| CodecError::InvalidData {
             event_type: self.event_type,

@@ -6,7 +6,7 @@
 //! that consumers can route or filter without parsing the value; the envelope stays
 //! the source of truth.
 
-use crate::envelope::EventEnvelope;
+use crate::envelope::{EventEnvelope, RawEnvelope};
 
 /// Header carrying the envelope's `event_type`, e.g. `FundsDeposited`.
 pub const HEADER_EVENT_TYPE: &str = "event_type";
@@ -33,6 +33,13 @@ pub fn encode(envelope: &EventEnvelope) -> Vec<u8> {
 /// This checks the shape only; use [`EventEnvelope::hash_is_valid`] for integrity and
 /// [`EventEnvelope::decode_account`] for the payload.
 pub fn decode(bytes: &[u8]) -> Result<EventEnvelope, CodecError> {
+    serde_json::from_slice(bytes).map_err(CodecError::Envelope)
+}
+
+/// Decodes a JSON record value into a [`RawEnvelope`]: the same checks of the envelope's shape
+/// as [`decode`], with `data` checked to be JSON and kept as its text (no tree of values is
+/// built, for readers that fold many events).
+pub fn decode_raw(bytes: &[u8]) -> Result<RawEnvelope, CodecError> {
     serde_json::from_slice(bytes).map_err(CodecError::Envelope)
 }
 
@@ -68,6 +75,52 @@ mod tests {
         value["surprise"] = serde_json::json!(1);
         let bytes = serde_json::to_vec(&value).expect("to vec");
         assert!(matches!(decode(&bytes), Err(CodecError::Envelope(_))));
+    }
+
+    #[test]
+    fn the_raw_form_reads_the_same_envelope_and_event() {
+        let envelope = sample_envelope();
+        let bytes = encode(&envelope);
+        let raw = decode_raw(&bytes).expect("decodes");
+        assert_eq!(
+            raw.data.get(),
+            serde_json::to_string(&envelope.data).expect("data")
+        );
+        assert_eq!(
+            (
+                raw.event_id,
+                raw.aggregate_id,
+                raw.sequence,
+                raw.occurred_at,
+                &raw.hash
+            ),
+            (
+                envelope.event_id,
+                envelope.aggregate_id,
+                envelope.sequence,
+                envelope.occurred_at,
+                &envelope.hash
+            )
+        );
+        assert_eq!(
+            raw.decode_account().expect("event"),
+            envelope.decode_account().expect("event")
+        );
+        assert!(matches!(
+            decode_raw(b"not json"),
+            Err(CodecError::Envelope(_))
+        ));
+        let mut value = serde_json::to_value(&envelope).expect("to value");
+        value["surprise"] = serde_json::json!(1);
+        let unknown = serde_json::to_vec(&value).expect("to vec");
+        assert!(matches!(decode_raw(&unknown), Err(CodecError::Envelope(_))));
+        let truncated = String::from_utf8(bytes)
+            .expect("utf-8")
+            .replace("\"data\":{", "\"data\":{,");
+        assert!(matches!(
+            decode_raw(truncated.as_bytes()),
+            Err(CodecError::Envelope(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::account::AccountEvent;
+use crate::account::{AccountEvent, EventData};
 use crate::wire::CodecError;
 
 /// The `aggregate_type` of account events.
@@ -44,9 +44,13 @@ pub struct EventMeta {
 }
 
 /// One event as stored in the log, with the fields and order of docs/architecture.md §4.
+///
+/// `data` is a tree of JSON values by default (what sealing, hashing and writing need). A
+/// reader that only folds events may decode a [`RawEnvelope`] instead, whose `data` stays the
+/// JSON text it was written as ([`crate::decode_raw`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventEnvelope {
+pub struct EventEnvelope<D = serde_json::Value> {
     /// Unique id of this event (UUID v7).
     pub event_id: Uuid,
     /// Kind of aggregate, e.g. [`ACCOUNT_AGGREGATE`].
@@ -75,7 +79,26 @@ pub struct EventEnvelope {
     /// Lowercase hex SHA-256 over `prev_hash` and the canonical envelope without `hash`.
     pub hash: String,
     /// The event payload; its shape is given by `event_type` and `schema_version`.
-    pub data: serde_json::Value,
+    pub data: D,
+}
+
+/// An envelope whose `data` is kept as written: decoding it checks that `data` is JSON but
+/// builds no tree of values, and [`EventEnvelope::decode_account`] reads the typed event
+/// straight from the text. For readers that fold events (the projections); anything that
+/// seals or hashes an envelope uses [`EventEnvelope`].
+pub type RawEnvelope = EventEnvelope<Box<serde_json::value::RawValue>>;
+
+impl<D: EventData> EventEnvelope<D> {
+    /// Decodes `data` as an account event, upcasting older schema versions.
+    pub fn decode_account(&self) -> Result<AccountEvent, CodecError> {
+        if self.aggregate_type != ACCOUNT_AGGREGATE {
+            return Err(CodecError::WrongAggregateType {
+                expected: ACCOUNT_AGGREGATE,
+                found: self.aggregate_type.clone(),
+            });
+        }
+        AccountEvent::decode(&self.event_type, self.schema_version, &self.data)
+    }
 }
 
 impl EventEnvelope {
@@ -108,17 +131,6 @@ impl EventEnvelope {
         };
         envelope.seal();
         envelope
-    }
-
-    /// Decodes `data` as an account event, upcasting older schema versions.
-    pub fn decode_account(&self) -> Result<AccountEvent, CodecError> {
-        if self.aggregate_type != ACCOUNT_AGGREGATE {
-            return Err(CodecError::WrongAggregateType {
-                expected: ACCOUNT_AGGREGATE,
-                found: self.aggregate_type.clone(),
-            });
-        }
-        AccountEvent::decode(&self.event_type, self.schema_version, &self.data)
     }
 }
 

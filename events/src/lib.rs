@@ -1,14 +1,15 @@
 //! The Logbook event log: what an event is and how it is written, read and verified.
 //!
-//! - [`envelope`]: [`EventEnvelope`] (docs/architecture.md §4), [`Actor`], [`EventMeta`] and the
-//!   sealed builder [`EventEnvelope::new_sealed`].
+//! - [`envelope`]: [`EventEnvelope`] (docs/architecture.md §4), [`Actor`], [`EventMeta`], the
+//!   sealed builder [`EventEnvelope::new_sealed`], and [`RawEnvelope`] for readers that fold.
 //! - [`account`]: the account event payloads [`AccountEvent`], their versioned JSON
 //!   `data` and [`ALL_EVENT_TYPES`] (one JSON Schema each in `schemas/events/`).
 //! - [`currency`]: ISO 4217 codes, [`Currency`].
 //! - [`holder`]: [`SealedHolder`], the account holder's personal fields as the log carries them
 //!   (sealed by the gateway; never plain text).
 //! - [`hash`]: canonical bytes, the per-aggregate hash chain and [`ChainVerifier`].
-//! - [`codec`]: record value [`encode`]/[`decode`], [`CodecError`] and Kafka header names.
+//! - [`codec`]: record value [`encode`]/[`decode`]/[`decode_raw`], [`CodecError`] and Kafka
+//!   header names.
 //! - [`wire`]: instants with microseconds and [`CodecError`], below the envelope and the events.
 //! - [`position`]: partition/offset [`Position`]s and their opaque tokens.
 //! - [`cursor`]: [`LogCursor`], a resumable next offset per partition (streams, exports).
@@ -54,15 +55,16 @@ pub mod verification;
 pub mod wire;
 
 pub use account::{
-    ALL_EVENT_TYPES, AccountEvent, DebitOrigin, current_schema_version, schema_name,
+    ALL_EVENT_TYPES, AccountEvent, Data, DebitOrigin, EventData, current_schema_version,
+    schema_name,
 };
 pub use codec::{
     CONTENT_TYPE_JSON, CodecError, HEADER_CONTENT_TYPE, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION,
-    HEADER_TRACEPARENT, decode, encode, event_headers,
+    HEADER_TRACEPARENT, decode, decode_raw, encode, event_headers,
 };
 pub use currency::{Currency, CurrencyError};
 pub use cursor::{CursorError, LogCursor};
-pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta};
+pub use envelope::{ACCOUNT_AGGREGATE, Actor, EventEnvelope, EventMeta, RawEnvelope};
 pub use hash::{BreakKind, ChainBreak, ChainVerifier, ZERO_HASH, canonical_bytes, compute_hash};
 pub use holder::{HOLDER_FIELDS, SealedHolder, looks_sealed};
 #[cfg(feature = "kafka")]

@@ -125,7 +125,16 @@ fn every_type_round_trips_through_data() {
         let back = AccountEvent::decode(event.event_type(), event.schema_version(), &data)
             .expect("decodes");
         assert_eq!(back, event);
+        let text = text(&data);
+        let back = AccountEvent::decode(event.event_type(), event.schema_version(), &text)
+            .expect("decodes from the text as written");
+        assert_eq!(back, event);
     }
+}
+
+/// `data` as the JSON text a [`logbook_events::RawEnvelope`] keeps.
+fn text(data: &serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(data).expect("raw JSON")
 }
 
 #[test]
@@ -195,17 +204,22 @@ fn rejects_malformed_data() {
         json!([1, 1]),
         json!(null),
     ] {
-        assert!(
-            matches!(
-                AccountEvent::decode("FundsDeposited", 1, &bad),
-                Err(CodecError::InvalidData {
-                    event_type: "FundsDeposited",
-                    schema_version: 1,
-                    ..
-                })
-            ),
-            "{bad} must be rejected"
-        );
+        for read in [
+            AccountEvent::decode("FundsDeposited", 1, &bad),
+            AccountEvent::decode("FundsDeposited", 1, &text(&bad)),
+        ] {
+            assert!(
+                matches!(
+                    read,
+                    Err(CodecError::InvalidData {
+                        event_type: "FundsDeposited",
+                        schema_version: 1,
+                        ..
+                    })
+                ),
+                "{bad} must be rejected"
+            );
+        }
     }
     let bad_currency = json!({"owner_id": "o", "currency": "eur", "overdraft_limit": 0});
     assert!(AccountEvent::decode("AccountOpened", 1, &bad_currency).is_err());

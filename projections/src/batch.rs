@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use logbook_events::{EventEnvelope, decode};
+use logbook_events::{RawEnvelope, decode_raw};
 
 /// A record of the events topic as consumed.
 #[derive(Debug, Clone)]
@@ -17,11 +17,12 @@ pub struct Record {
     pub payload: Option<Vec<u8>>,
 }
 
-/// A decoded event and the bytes it was read from.
+/// A decoded event and the bytes it was read from (its `data` kept as text: each projection
+/// reads only what it needs of it).
 #[derive(Debug, Clone)]
 pub struct Decoded {
     pub offset: i64,
-    pub envelope: EventEnvelope,
+    pub envelope: RawEnvelope,
     pub raw: Vec<u8>,
 }
 
@@ -102,7 +103,7 @@ fn partition_slice(partition: i32, from: i64, records: Vec<Record>, end: Option<
             continue;
         }
         let raw = record.payload.unwrap_or_default();
-        match decode(&raw) {
+        match decode_raw(&raw) {
             Ok(envelope) => {
                 slice.to = record.offset + 1;
                 slice.events.push(Decoded {

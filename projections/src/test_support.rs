@@ -1,7 +1,9 @@
 //! Fixtures for the unit tests of this crate: sealed envelopes, records and slices.
 
 use chrono::{DateTime, Utc};
-use logbook_events::{AccountEvent, Actor, Currency, EventEnvelope, EventMeta, ZERO_HASH, encode};
+use logbook_events::{
+    AccountEvent, Actor, Currency, EventEnvelope, EventMeta, ZERO_HASH, decode_raw, encode,
+};
 use uuid::Uuid;
 
 use crate::batch::{Decoded, Record, Slice};
@@ -76,10 +78,13 @@ pub fn slice_of(partition: i32, events: Vec<EventEnvelope>) -> Slice {
     let decoded: Vec<Decoded> = events
         .into_iter()
         .enumerate()
-        .map(|(offset, envelope)| Decoded {
-            offset: offset as i64,
-            raw: encode(&envelope),
-            envelope,
+        .map(|(offset, envelope)| {
+            let raw = encode(&envelope);
+            Decoded {
+                offset: offset as i64,
+                envelope: decode_raw(&raw).expect("a sealed envelope decodes"),
+                raw,
+            }
         })
         .collect();
     Slice {

@@ -1,7 +1,7 @@
 //! What each account event means for the ledger rows: its status change, its ledger line,
 //! its transfer leg, and the arithmetic check of a balance change (pure).
 
-use logbook_events::{AccountEvent, EventEnvelope};
+use logbook_events::{AccountEvent, RawEnvelope};
 
 use super::rows::{AccountRow, LineKind, LineRow, TransferRow};
 
@@ -47,7 +47,7 @@ pub(super) fn check_balance(
 
 /// The ledger line of a money event (None for the others).
 pub(super) fn line_of(
-    envelope: &EventEnvelope,
+    envelope: &RawEnvelope,
     event: &AccountEvent,
     sequence: i64,
 ) -> Option<LineRow> {
@@ -141,7 +141,7 @@ pub(super) fn line_of(
 }
 
 /// What a transfer event tells about its transfer.
-pub(super) fn transfer_leg(envelope: &EventEnvelope, event: &AccountEvent) -> Option<TransferRow> {
+pub(super) fn transfer_leg(envelope: &RawEnvelope, event: &AccountEvent) -> Option<TransferRow> {
     let at = envelope.occurred_at;
     let account = envelope.aggregate_id;
     let row = match event {

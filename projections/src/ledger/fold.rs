@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use logbook_events::{ACCOUNT_AGGREGATE, AccountEvent, EventEnvelope, SealedHolder};
+use logbook_events::{ACCOUNT_AGGREGATE, AccountEvent, RawEnvelope, SealedHolder};
 use uuid::Uuid;
 
 use super::events::{check_balance, line_of, new_status, transfer_leg};
@@ -82,7 +82,7 @@ impl Folder {
         Ok(())
     }
 
-    fn apply(&mut self, envelope: &EventEnvelope) -> Result<Step, String> {
+    fn apply(&mut self, envelope: &RawEnvelope) -> Result<Step, String> {
         if envelope.aggregate_type != ACCOUNT_AGGREGATE {
             return Ok(Step::Ignored);
         }
@@ -136,7 +136,7 @@ impl Folder {
     /// Applies an event other than `AccountOpened` to an open account.
     fn change(
         &mut self,
-        envelope: &EventEnvelope,
+        envelope: &RawEnvelope,
         event: &AccountEvent,
         sequence: i64,
     ) -> Result<(), String> {
