@@ -16,6 +16,7 @@
 //! - [`verification`]: [`Verification`] and its [`VerifyReport`] (tamper checks).
 //! - [`kafka`]: connection settings ([`KafkaSettings`]) and topic names ([`Topics`]).
 //! - [`layout`]: the recorded partition count and the groups' first offsets.
+//! - [`linger`]: when a batch read from a consumer closes (processor, saga, projectors).
 //! - [`partitioner`]: Kafka's murmur2 partitioner (which partition a key belongs to).
 //! - [`topics`]: idempotent creation and checking of the topics, the recorded partition
 //!   count, and the first offsets of the processors' and sagas' groups.
@@ -27,8 +28,9 @@
 //! - [`refusal`]: Kafka refusing this process (authentication, ACLs): the one Kafka error no
 //!   role waits out.
 //!
-//! Apart from [`topics`], [`layout`], [`durability`], [`retry`] and [`refusal`], the crate does no I/O and reads no clock or randomness: callers supply ids and
-//! timestamps, so everything here is deterministic and testable.
+//! Apart from [`topics`], [`layout`], [`durability`], [`retry`], [`linger`] and [`refusal`],
+//! the crate does no I/O and reads no clock or randomness: callers supply ids and timestamps,
+//! so everything here is deterministic and testable.
 
 pub mod account;
 pub mod codec;
@@ -43,6 +45,8 @@ pub mod holder;
 pub mod kafka;
 #[cfg(feature = "kafka")]
 pub mod layout;
+#[cfg(feature = "kafka")]
+pub mod linger;
 pub mod partitioner;
 pub mod position;
 #[cfg(feature = "kafka")]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use logbook_events::encode;
-use logbook_events::kafka::poll_timeout;
+use logbook_events::linger::Linger;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;
@@ -34,6 +34,9 @@ use crate::txn::{
 };
 
 type Client = KafkaTxnClient<DeliveryContext>;
+
+/// How long a batch waits for its first command before the loop looks around (stop, errors).
+const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// A partition's state, the ownership epoch it was restored in and its snapshot clock.
 struct Owned {
@@ -125,28 +128,18 @@ impl Worker {
         Ok(())
     }
 
-    /// Polls until the batch is full, the linger time after its first command has passed, or
-    /// (with nothing received) a short idle wait ends. Once the linger has passed, what the
-    /// consumer has already fetched still joins the batch, without waiting: a linger of 0 takes
-    /// what is queued rather than one command per transaction. Keeps only messages of the
-    /// current epoch.
+    /// Polls until the batch is full or its [`Linger`] closes it (a linger of 0 takes what is
+    /// queued rather than one command per transaction). Keeps only messages of the current
+    /// epoch.
     fn collect(&mut self) -> Result<Vec<Incoming>, ProcessorError> {
         let mut batch: Vec<(u64, Incoming)> = Vec::new();
-        let idle_until = Instant::now() + Duration::from_millis(100);
-        let mut deadline: Option<Instant> = None;
-        while batch.len() < self.settings.batch_max {
-            let until = deadline.unwrap_or(idle_until);
-            let now = Instant::now();
-            let lingered = now >= until;
-            if (lingered && batch.is_empty()) || self.stop.load(Ordering::Relaxed) {
+        let mut clock = Linger::start(self.settings.batch_linger, IDLE_POLL);
+        while batch.len() < self.settings.batch_max && !self.stop.load(Ordering::Relaxed) {
+            let Some(next) = clock.next_poll() else {
                 break;
-            }
-            let wait = if lingered {
-                Duration::ZERO
-            } else {
-                poll_timeout(until - now)
             };
-            let polled = self.consumer.poll(wait);
+            let lingered = next.draining;
+            let polled = self.consumer.poll(next.timeout);
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }
@@ -181,7 +174,7 @@ impl Worker {
                             payload: message.payload().unwrap_or_default().to_vec(),
                         },
                     ));
-                    deadline.get_or_insert_with(|| Instant::now() + self.settings.batch_linger);
+                    clock.received();
                 }
             }
         }

@@ -14,9 +14,9 @@ pub mod steps;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use logbook_events::kafka::poll_timeout;
+use logbook_events::linger::Linger;
 use logbook_events::{KafkaSettings, decode};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
@@ -204,24 +204,27 @@ impl Saga {
 
     fn collect(&mut self, stop: &AtomicBool) -> Result<Vec<Consumed>, SagaError> {
         let mut batch = Vec::new();
-        let idle_until = Instant::now() + Duration::from_millis(100);
-        let mut deadline: Option<Instant> = None;
+        let mut clock = Linger::start(self.settings.batch_linger, Duration::from_millis(100));
         while batch.len() < self.settings.batch_max && !stop.load(Ordering::Relaxed) {
-            let until = deadline.unwrap_or(idle_until);
-            let Some(wait) = until.checked_duration_since(Instant::now()) else {
+            let Some(next) = clock.next_poll() else {
                 break;
             };
-            let polled = self.consumer.poll(poll_timeout(wait));
+            let polled = self.consumer.poll(next.timeout);
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }
             let message = match polled {
+                // past the linger, nothing more already fetched: the batch is complete
+                None if next.draining => break,
                 None => continue,
                 Some(Err(error)) if group::is_missing_offset(&error) => {
                     return Err(self.refusal().into());
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
+                    if next.draining {
+                        break;
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
@@ -253,7 +256,7 @@ impl Saga {
                     self.poison(key, offset, &error);
                 }
             }
-            deadline.get_or_insert_with(|| Instant::now() + self.settings.batch_linger);
+            clock.received();
         }
         // what an earlier ownership of a partition fetched is dropped: the new owner reads it
         let context = self.consumer.context();

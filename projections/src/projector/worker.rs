@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use logbook_events::kafka::poll_timeout;
+use logbook_events::linger::Linger;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -145,28 +145,30 @@ impl Worker {
         self.apply(&mut slices)
     }
 
-    /// Polls until the batch is full, the linger time after its first record has passed, or
-    /// (with nothing received) a short idle wait ends. Keeps only records of current epochs.
+    /// Polls until the batch is full or its [`Linger`] closes it (the end of a partition counts
+    /// as something received). Keeps only records of current epochs.
     fn collect(&mut self) -> Collected {
         let mut received: Vec<(u64, Record)> = Vec::new();
         let mut ends = HashSet::new();
-        let idle_until = Instant::now() + IDLE_POLL;
-        let mut deadline: Option<Instant> = None;
+        let mut clock = Linger::start(self.settings.batch_linger, IDLE_POLL);
         while received.len() < self.settings.batch_max && !self.stopping() {
-            let until = deadline.unwrap_or(idle_until);
-            let Some(wait) = until.checked_duration_since(Instant::now()) else {
+            let Some(next) = clock.next_poll() else {
                 break;
             };
-            let linger = self.settings.batch_linger;
-            match self.consumer.poll(poll_timeout(wait)) {
+            match self.consumer.poll(next.timeout) {
+                // past the linger, nothing more already fetched: the batch is complete
+                None if next.draining => break,
                 None => {}
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     self.context().set_at_end(partition, true);
                     ends.insert(partition);
-                    deadline.get_or_insert_with(|| Instant::now() + linger);
+                    clock.received();
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
+                    if next.draining {
+                        break;
+                    }
                     std::thread::sleep(CONSUMER_ERROR_PAUSE);
                 }
                 Some(Ok(message)) => {
@@ -183,7 +185,7 @@ impl Worker {
                         payload: message.payload().map(<[u8]>::to_vec),
                     };
                     received.push((epoch, record));
-                    deadline.get_or_insert_with(|| Instant::now() + linger);
+                    clock.received();
                 }
             }
         }
