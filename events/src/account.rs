@@ -304,8 +304,8 @@ impl AccountEvent {
     }
 }
 
-/// The `data` of an envelope, in either form ([`AccountEvent::decode`] reads both): a tree of values, or
-/// the JSON text as written (a [`crate::RawEnvelope`]'s).
+/// The `data` of an envelope, in either form [`AccountEvent::decode`] reads: a tree of values,
+/// or the JSON text as written (a [`crate::RawEnvelope`]'s).
 pub trait EventData {
     fn event_data(&self) -> Data<'_>;
 }
