@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::kafka::poll_timeout;
 
+/// How long a batch waits for its first record before the collect loop returns (and its caller
+/// looks around: stop requests, errors, rebalances).
+pub const IDLE: Duration = Duration::from_millis(100);
+
 /// The clock of one batch being collected.
 #[derive(Debug, Clone, Copy)]
 pub struct Linger {
@@ -28,9 +32,9 @@ pub struct NextPoll {
 }
 
 impl Linger {
-    /// Starts a batch: it waits `idle` for a first record, then `linger` for more.
-    pub fn start(linger: Duration, idle: Duration) -> Linger {
-        Linger::started_at(Instant::now(), linger, idle)
+    /// Starts a batch: it waits [`IDLE`] for a first record, then `linger` for more.
+    pub fn start(linger: Duration) -> Linger {
+        Linger::started_at(Instant::now(), linger, IDLE)
     }
 
     fn started_at(now: Instant, linger: Duration, idle: Duration) -> Linger {

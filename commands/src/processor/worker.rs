@@ -35,9 +35,6 @@ use crate::txn::{
 
 type Client = KafkaTxnClient<DeliveryContext>;
 
-/// How long a batch waits for its first command before the loop looks around (stop, errors).
-const IDLE_POLL: Duration = Duration::from_millis(100);
-
 /// A partition's state, the ownership epoch it was restored in and its snapshot clock.
 struct Owned {
     epoch: u64,
@@ -133,7 +130,7 @@ impl Worker {
     /// epoch.
     fn collect(&mut self) -> Result<Vec<Incoming>, ProcessorError> {
         let mut batch: Vec<(u64, Incoming)> = Vec::new();
-        let mut clock = Linger::start(self.settings.batch_linger, IDLE_POLL);
+        let mut clock = Linger::start(self.settings.batch_linger);
         while batch.len() < self.settings.batch_max && !self.stop.load(Ordering::Relaxed) {
             let Some(next) = clock.next_poll() else {
                 break;

@@ -204,7 +204,7 @@ impl Saga {
 
     fn collect(&mut self, stop: &AtomicBool) -> Result<Vec<Consumed>, SagaError> {
         let mut batch = Vec::new();
-        let mut clock = Linger::start(self.settings.batch_linger, Duration::from_millis(100));
+        let mut clock = Linger::start(self.settings.batch_linger);
         while batch.len() < self.settings.batch_max && !stop.load(Ordering::Relaxed) {
             let Some(next) = clock.next_poll() else {
                 break;

@@ -28,7 +28,6 @@ use crate::metrics;
 use crate::projection::Sink;
 
 const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
-const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Keeps a failing consumer (e.g. broker unreachable) from spinning.
 const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
@@ -150,7 +149,7 @@ impl Worker {
     fn collect(&mut self) -> Collected {
         let mut received: Vec<(u64, Record)> = Vec::new();
         let mut ends = HashSet::new();
-        let mut clock = Linger::start(self.settings.batch_linger, IDLE_POLL);
+        let mut clock = Linger::start(self.settings.batch_linger);
         while received.len() < self.settings.batch_max && !self.stopping() {
             let Some(next) = clock.next_poll() else {
                 break;
