@@ -19,6 +19,8 @@ import os
 import re
 import subprocess
 
+import partition_sweep as partitions
+
 PARTS = {
     "environment": "environment.json",
     "logbook": "load-logbook.json",
@@ -68,6 +70,9 @@ def load_parts(run):
         with open(path) as f:
             load = json.load(f)
         parts.setdefault("sweep", {})[float(load["rate"])] = load
+    by_partitions = partitions.load(run)
+    if by_partitions:
+        parts["partitions"] = by_partitions
     return parts
 
 
@@ -610,6 +615,7 @@ def markdown(p, images):
     load_table(p, out)
     out += [""]
     sweep_section(p, out)
+    partitions.section(p.get("partitions", {}), out)
     out += ["## Baselines", ""]
     baseline_table(p, out)
     if "cqrs_es" not in p:

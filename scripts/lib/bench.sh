@@ -7,7 +7,7 @@
 #                     [--backlog-events N] [--backlog-accounts N] [--failover-events N]
 #                     [--skip PHASE,...]
 #                     [--capacity-rate R] [--capacity-clients N] [--profile | --no-profile]
-#                     [--stack-warmup S] [--sweep R,...]
+#                     [--stack-warmup S] [--sweep R,...] [--partition-sweep N,...]
 #
 # Phases (each on fresh topics and a fresh database): logbook (open-loop HTTP load on
 # `logbook all`, release, rate limits off, after an unmeasured load of --stack-warmup seconds,
@@ -15,6 +15,8 @@
 # --sweep, default 50,200,500,1500,2000 (empty: none), for latency against load; then a second load at
 # --capacity-rate, default 4000/s (0 skips it), with --capacity-clients, default 1024; --profile,
 # the default, records 10 s of a third, unmeasured load with perf (logbook) and JFR (Kafka)),
+# partitions (the load at --rate on a fresh `logbook all` over topics of each partition count of
+# --partition-sweep, default 4,6,12, with the broker's requests per second by type, read over JMX),
 # plain-pg (the same load on the plain PostgreSQL ledger), cqrs-es (the same load on the
 # cqrs-es + postgres-es ledger), kafka (raw produce with and without transactions at the
 # processor's batching), copy (raw COPY of the projectors' rows), backlog (1M events: projector
@@ -23,13 +25,14 @@
 # 1M and 10M, over --backlog-accounts accounts: failover without, then with snapshots; each
 # log's topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
 
-bench_usage() { sed -n '4,22p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+bench_usage() { sed -n '4,24p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
   B_MIX="deposit=50,withdraw=30,transfer=20" B_PRODUCE_EVENTS=200000
   B_BACKLOG_EVENTS=1000000 B_BACKLOG_ACCOUNTS=100000 B_SKIP="" B_FAILOVER_EVENTS=1000000,10000000
   B_CAPACITY_RATE=4000 B_CAPACITY_CLIENTS=1024 B_PROFILE=1 B_STACK_WARMUP=60 B_SWEEP=50,200,500,1500,2000
+  B_PARTITION_SWEEP=4,6,12
   while [ $# -gt 0 ]; do
     case "$1" in
       --profile) B_PROFILE=1; shift; continue ;;
@@ -49,6 +52,7 @@ bench_parse() {
       --capacity-clients) B_CAPACITY_CLIENTS="$2" ;;
       --stack-warmup) B_STACK_WARMUP="$2" ;;
       --sweep) B_SWEEP="$2" ;;
+      --partition-sweep) B_PARTITION_SWEEP="$2" ;;
       -h | --help) bench_usage; exit 0 ;;
       *) bench_usage; die "unknown option $1" ;;
     esac
@@ -211,6 +215,61 @@ phase_logbook() {
   fi
   stop_pid "$pid"
   if [ "$B_PROFILE" = 1 ]; then profile_summarise; fi
+}
+
+# The broker's request counts by type, as JmxTool prints them (a `time` line, then one line per
+# request type and version). The first call starts the broker's JMX agent on a free port of the
+# loopback interface, unless it already runs; JMX_PORT_BENCH then holds its port.
+broker_requests() {
+  local kpid
+  kpid="$(cat "$KAFKA_DIR/pid")"
+  if [ -z "${JMX_PORT_BENCH:-}" ]; then
+    JMX_PORT_BENCH="$(jcmd "$kpid" ManagementAgent.status 2>/dev/null |
+      awk '/jmxremote.port =/ { print $3 }')"
+    if [ -z "$JMX_PORT_BENCH" ]; then
+      JMX_PORT_BENCH="$(free_port 19990)"
+      jcmd "$kpid" ManagementAgent.start "jmxremote.port=$JMX_PORT_BENCH" \
+        "jmxremote.rmi.port=$JMX_PORT_BENCH" jmxremote.authenticate=false jmxremote.ssl=false \
+        jmxremote.host=127.0.0.1 >/dev/null
+    fi
+  fi
+  java -cp "${LOGBOOK_KAFKA_LIBS:-$WORK/kafka-libs}/*" org.apache.kafka.tools.JmxTool \
+    --jmx-url "service:jmx:rmi:///jndi/rmi://127.0.0.1:$JMX_PORT_BENCH/jmxrmi" \
+    --object-name 'kafka.network:type=RequestMetrics,name=RequestsPerSec,request=*,version=*' \
+    --attributes Count --one-time true --report-format tsv 2>/dev/null
+}
+
+# The load at --rate on topics of each partition count of --partition-sweep, each on a fresh
+# `logbook all` and database (the broker is warm from the logbook phase). Two readings of the
+# broker's request counts, both inside the measured window, give its requests per second by type
+# (requests-p<N>-{a,b}.tsv; JmxTool stamps each reading). Each reading starts a JVM, so these loads
+# are a little slower than the measured one: compare them with each other.
+phase_partitions() {
+  local n prefix url port pid reader
+  broker_requests >/dev/null || { log "no JMX reading of the broker: phase partitions skipped"; return 0; }
+  for n in ${B_PARTITION_SWEEP//,/ }; do
+    prefix="bench-$STAMP-p$n"
+    url="$(fresh_db "p$n")"
+    LOGBOOK_TOPIC_PARTITIONS="$n" lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
+    port="$(free_port 18080)"
+    log "$B_RATE/s on $n partitions: logbook all on 127.0.0.1:$port (topics $prefix.*)"
+    LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" \
+      lb_bg "$prefix" "$url" "$RUN/logbook-p$n.log" all
+    pid=$!
+    wait_http "http://127.0.0.1:$port/health/ready"
+    # the accounts take a few seconds to open, then the warm-up: read well inside the window
+    (
+      sleep $((B_WARMUP + 5))
+      broker_requests >"$RUN/requests-p$n-a.tsv"
+      sleep $((B_DURATION > 8 ? B_DURATION - 6 : 2))
+      broker_requests >"$RUN/requests-p$n-b.tsv"
+    ) &
+    reader=$!
+    load_run "partitions-$n" "http://127.0.0.1:$port" --proc "logbook=$pid" ||
+      log "load on $n partitions failed"
+    wait "$reader" || true
+    stop_pid "$pid"
+  done
 }
 
 # A peer ledger served by logbook-bench: subcommand $1 (also the load label), database suffix
@@ -540,7 +599,7 @@ cmd_bench() {
   (umask 077 && "$LB_BIN" token --role service --sub bench --ttl 86400 >"$RUN/token" &&
     "$LB_BIN" token --role admin --sub bench-admin --ttl 86400 >"$RUN/admin-token")
   local phase
-  for phase in logbook plain_pg cqrs_es kafka copy backlog failover; do
+  for phase in logbook partitions plain_pg cqrs_es kafka copy backlog failover; do
     if skipped "${phase//_/-}"; then
       log "phase ${phase//_/-} skipped"
       continue
