@@ -25,7 +25,7 @@
 # 1M and 10M, over --backlog-accounts accounts: failover without, then with snapshots; each
 # log's topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
 
-bench_usage() { sed -n '4,24p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+bench_usage() { sed -n '4,26p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
