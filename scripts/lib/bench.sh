@@ -171,33 +171,43 @@ profile_summarise() {
     log "profile summary failed (see $RUN/profile.log)"
 }
 
-phase_logbook() {
-  local prefix="bench-$STAMP-lb" url port pid delay
-  url="$(fresh_db lb)"
+# Starts `logbook all` (release, rate limits off) on fresh topics with prefix $1 and a fresh
+# database named by suffix $2, logging to $3, and waits until it answers: ALL_PID is then its
+# pid and ALL_URL its API URL. The topics take LOGBOOK_TOPIC_PARTITIONS from the environment.
+start_all() {
+  local prefix="$1" url port
+  url="$(fresh_db "$2")"
   lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
   port="$(free_port 18080)"
   log "logbook all on 127.0.0.1:$port (topics $prefix.*)"
   LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" \
-    lb_bg "$prefix" "$url" "$RUN/logbook.log" all
-  pid=$!
-  wait_http "http://127.0.0.1:$port/health/ready"
+    lb_bg "$prefix" "$url" "$3" all
+  ALL_PID=$!
+  ALL_URL="http://127.0.0.1:$port"
+  wait_http "$ALL_URL/health/ready"
+}
+
+phase_logbook() {
+  local pid url delay
+  start_all "bench-$STAMP-lb" lb "$RUN/logbook.log"
+  pid="$ALL_PID" url="$ALL_URL"
   if [ "$B_STACK_WARMUP" -gt 0 ]; then
     # a freshly started broker runs interpreted until its JIT compiler has caught up: its first
     # 20 s at 1,000/s answered in about 2 s at p50 here, against about 0.1 s once warm
     log "warming the stack: $B_STACK_WARMUP s at $B_RATE/s, not measured"
     LOAD_DURATION="$B_STACK_WARMUP" LOAD_WARMUP=0 load_run logbook-warmup \
-      "http://127.0.0.1:$port" --proc "logbook=$pid" || log "warm-up load failed"
+      "$url" --proc "logbook=$pid" || log "warm-up load failed"
   fi
-  load_run logbook "http://127.0.0.1:$port" --proc "logbook=$pid" --admin-token-file "$RUN/admin-token"
+  load_run logbook "$url" --proc "logbook=$pid" --admin-token-file "$RUN/admin-token"
   local rate
   for rate in ${B_SWEEP//,/ }; do
     log "latency against load: $rate/s offered, same instance"
-    load_at "$rate" "$B_CLIENTS" "logbook-sweep-$rate" "http://127.0.0.1:$port" \
+    load_at "$rate" "$B_CLIENTS" "logbook-sweep-$rate" "$url" \
       --proc "logbook=$pid" --admin-token-file "$RUN/admin-token" || log "sweep load at $rate/s failed"
   done
   if awk -v rate="$B_CAPACITY_RATE" 'BEGIN { exit !(rate > 0) }'; then
     log "capacity: $B_CAPACITY_RATE/s offered with $B_CAPACITY_CLIENTS clients, same instance"
-    load_at "$B_CAPACITY_RATE" "$B_CAPACITY_CLIENTS" logbook-capacity "http://127.0.0.1:$port" \
+    load_at "$B_CAPACITY_RATE" "$B_CAPACITY_CLIENTS" logbook-capacity "$url" \
       --proc "logbook=$pid" --admin-token-file "$RUN/admin-token" ||
       log "capacity run failed: no load-logbook-capacity.json"
   fi
@@ -209,7 +219,7 @@ phase_logbook() {
     [ "$delay" -ge 1 ] || delay=1
     log "profile: a third load; 10 s of perf (logbook) and JFR (Kafka broker) from $delay s in"
     profile_start "$delay" "$pid"
-    load_run logbook-profiled "http://127.0.0.1:$port" --proc "logbook=$pid" ||
+    load_run logbook-profiled "$url" --proc "logbook=$pid" ||
       log "profiled run failed"
     profile_wait
   fi
@@ -245,18 +255,11 @@ broker_requests() {
 # (requests-p<N>-{a,b}.tsv; JmxTool stamps each reading). Each reading starts a JVM, so these loads
 # are a little slower than the measured one: compare them with each other.
 phase_partitions() {
-  local n prefix url port pid reader
+  local n reader
   broker_requests >/dev/null || { log "no JMX reading of the broker: phase partitions skipped"; return 0; }
   for n in ${B_PARTITION_SWEEP//,/ }; do
-    prefix="bench-$STAMP-p$n"
-    url="$(fresh_db "p$n")"
-    LOGBOOK_TOPIC_PARTITIONS="$n" lb "$prefix" "$url" topics && lb "$prefix" "$url" migrate
-    port="$(free_port 18080)"
-    log "$B_RATE/s on $n partitions: logbook all on 127.0.0.1:$port (topics $prefix.*)"
-    LOGBOOK_RATE_LIMIT_PER_SECOND=0 LOGBOOK_HTTP_ADDR="127.0.0.1:$port" \
-      lb_bg "$prefix" "$url" "$RUN/logbook-p$n.log" all
-    pid=$!
-    wait_http "http://127.0.0.1:$port/health/ready"
+    log "$B_RATE/s on $n partitions"
+    LOGBOOK_TOPIC_PARTITIONS="$n" start_all "bench-$STAMP-p$n" "p$n" "$RUN/logbook-p$n.log"
     # the accounts take a few seconds to open, then the warm-up: read well inside the window
     (
       sleep $((B_WARMUP + 5))
@@ -265,10 +268,10 @@ phase_partitions() {
       broker_requests >"$RUN/requests-p$n-b.tsv"
     ) &
     reader=$!
-    load_run "partitions-$n" "http://127.0.0.1:$port" --proc "logbook=$pid" ||
+    load_run "partitions-$n" "$ALL_URL" --proc "logbook=$ALL_PID" ||
       log "load on $n partitions failed"
     wait "$reader" || true
-    stop_pid "$pid"
+    stop_pid "$ALL_PID"
   done
 }
 
