@@ -23,9 +23,10 @@
 # catch-up, rebuild, processor memory per account with and without the window of remembered
 # command ids; failover), failover (for each of --failover-events, comma-separated, default
 # 1M and 10M, over --backlog-accounts accounts: failover without, then with snapshots; each
-# log's topics are deleted after). Raw results and logs stay under .logbook/bench/<stamp>/.
+# log's topics are deleted after). At the end the run's databases and topics are deleted; raw
+# results and logs stay under .logbook/bench/<stamp>/.
 
-bench_usage() { sed -n '4,26p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
+bench_usage() { sed -n '4,27p' "$ROOT/scripts/lib/bench.sh" | sed 's/^# \{0,1\}//'; }
 
 bench_parse() {
   B_DURATION=30 B_WARMUP=5 B_CLIENTS=256 B_RATE=2000 B_ACCOUNTS=1000
@@ -81,6 +82,14 @@ drop_bench_dbs() {
   for db in $(psql_admin "SELECT datname FROM pg_database WHERE datname LIKE 'bench\_${STAMP_DB}\_%'"); do
     psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
   done
+}
+
+# Deletes the topics whose names match the regular expression $1 (one JVM for all of them), so
+# runs do not pile up partitions on the broker. Failures are logged, never fatal.
+delete_topics() {
+  kafka_java "$(kafka_libs)" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$LOGBOOK_KAFKA_BROKERS" --delete --topic "$1" \
+    >>"$RUN/delete-topics.log" 2>&1 || log "could not delete topics $1 (see $RUN/delete-topics.log)"
 }
 
 # Runs the logbook binary against topic prefix $1 and database URL $2.
@@ -454,7 +463,7 @@ PY
 # to $RUN/failover-log-<events>-{nosnap,snap}.json; each log's topics are deleted afterwards
 # (10M events take GBs).
 phase_failover() {
-  local events prefix url topic
+  local events prefix url
   for events in ${B_FAILOVER_EVENTS//,/ }; do
     prefix="bench-$STAMP-f$events"
     url="$(fresh_db "f$events")"
@@ -465,11 +474,7 @@ phase_failover() {
     failover "$prefix" "$url" "log-$events-nosnap" 0
     failover "$prefix" "$url" "log-$events-snap"
     log "deleting the topics of $prefix"
-    for topic in commands events command-results layout snapshots; do
-      kafka_java "$(kafka_libs)" org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "$LOGBOOK_KAFKA_BROKERS" --delete --topic "$prefix.$topic" \
-        >>"$RUN/delete-topics.log" 2>&1 || true
-    done
+    delete_topics "$prefix\\..*"
   done
 }
 
@@ -615,5 +620,7 @@ cmd_bench() {
   mkdir -p "$out"
   "$python" "$ROOT/bench/report.py" --run "$RUN" --out "$out/$STAMP"
   drop_bench_dbs
+  log "deleting this run's topics (bench-$STAMP-*)"
+  delete_topics "bench-$STAMP-.*"
   log "report: $out/$STAMP.md (raw results and logs: $RUN)"
 }
