@@ -135,21 +135,20 @@ impl Worker {
             let Some(next) = clock.next_poll() else {
                 break;
             };
-            let lingered = next.draining;
             let polled = self.consumer.poll(next.timeout);
             if !self.consumer.context().refused().is_empty() {
                 return Err(self.refusal().into());
             }
             match polled {
                 // past the linger, nothing more already fetched: the batch is complete
-                None if lingered => break,
+                None if next.draining => break,
                 None => {}
                 Some(Err(error)) if group::is_missing_offset(&error) => {
                     return Err(self.refusal().into());
                 }
                 Some(Err(error)) => {
                     self.kafka.failed(&error);
-                    if lingered {
+                    if next.draining {
                         break;
                     }
                     if batch.is_empty() {
