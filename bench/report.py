@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 
+import cpu_per_command
 import partition_sweep as partitions
 
 PARTS = {
@@ -615,6 +616,7 @@ def markdown(p, images):
     load_table(p, out)
     out += [""]
     sweep_section(p, out)
+    out += cpu_per_command.section(p, dict(HTTP_LOADS), fmt)
     partitions.section(p.get("partitions", {}), out)
     out += ["## Baselines", ""]
     baseline_table(p, out)
