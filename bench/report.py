@@ -88,10 +88,12 @@ def sweep_section(p, out):
     out += ["## Latency against load (same instance, after the measured load)", "",
             "Each row is an open-loop load of the same length on the `logbook all` instance of the "
             "measured load. Commands per transaction: commands decided over processor transactions "
-            "committed (including the saga's commands). CPU in % of one core, of the 2 the machine has.", "",
-            "| offered/s | ok/s | p50 | p90 | p99 | transfer settled p50 / p99 | commands per transaction | "
+            "committed (including the saga's commands). Freshness: answer → the account read back at "
+            "the command's position. CPU in % of one core, of the 2 the machine has.", "",
+            "| offered/s | ok/s | p50 | p90 | p99 | freshness p50 / p99 | transfer settled p50 / p99 | "
+            "commands per transaction | "
             + " | ".join(f"CPU {name}" for name in procs) + " | CPU total |",
-            "| --- " * (8 + len(procs)) + "|"]
+            "| --- " * (9 + len(procs)) + "|"]
     for rate in sorted(loads):
         r = loads[rate]
         lat, server = r["latency"], r.get("server") or {}
@@ -100,7 +102,7 @@ def sweep_section(p, out):
         cpu = [r.get("procs", {}).get(name, {}).get("cpu_percent_mean") for name in procs]
         total = sum(c for c in cpu if c is not None)
         out.append(f"| {fmt(rate, 0)} | {fmt(r['throughput_ok_per_s'], 0)} | {fmt(lat['p50_ms'])} | "
-                   f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {settled(r)} | {per_txn} | "
+                   f"{fmt(lat['p90_ms'])} | {fmt(lat['p99_ms'])} | {fresh(r)} | {settled(r)} | {per_txn} | "
                    + " | ".join("—" if c is None else fmt(c, 0) for c in cpu) + f" | {fmt(total, 0)} |")
     out.append("")
     phases_section(loads, out)
@@ -326,6 +328,14 @@ def settled(r, keys=("p50_ms", "p99_ms"), missing="—"):
     """The transfer-settle percentiles of load `r` ("p50 / p99" by default), or `missing`."""
     settle = r.get("transfer_settle")
     return " / ".join(fmt(settle[k]) for k in keys) if settle and settle["count"] else missing
+
+
+def fresh(r, missing="—"):
+    """The freshness p50 / p99 of load `r` (answer → read back at its position), or `missing`."""
+    freshness = r.get("freshness")
+    if not freshness or not freshness.get("count"):
+        return missing
+    return f"{fmt(freshness['p50_ms'])} / {fmt(freshness['p99_ms'])}"
 
 
 def load_table(p, out):
