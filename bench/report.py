@@ -139,6 +139,28 @@ def phases_section(loads, out):
             "produce requests, acks=all); `commit`: EndTxn.", "",
             "| offered/s | role | transactions/s | " + " | ".join(PHASES) + " | sum |",
             "| --- " * (4 + len(PHASES)) + "|"] + rows + [""]
+    projector_batches(loads, out)
+
+
+def projector_batches(loads, out):
+    """Projector batches by offered load (`logbook_projection_batch_seconds`): what freshness waits for."""
+    rows = []
+    for rate in sorted(loads):
+        r = loads[rate]
+        phases = (r.get("server") or {}).get("phases") or {}
+        seconds = r.get("measured_seconds") or 0
+        for key in sorted(k for k in phases if k.startswith("projection/")):
+            t = phases[key]
+            if t["count"] and seconds:
+                rows.append(f"| {fmt(rate, 0)} | {key.split('/', 1)[1]} | {fmt(t['count'] / seconds, 0)} | "
+                            f"{fmt(1000 * t['seconds'] / t['count'], 2)} |")
+    if rows:
+        out += ["### Projector batches", "",
+                "Each projection's batches committed per second and their mean time in ms (decoding, "
+                "writing and committing one PostgreSQL transaction; `logbook_projection_batch_seconds`) "
+                "over each load above. A command's freshness waits for its events to be committed "
+                "in Kafka, the projector's linger (2 ms), one such batch and the notice to the API.", "",
+                "| offered/s | projection | batches/s | mean ms |", "| --- | --- | --- | --- |"] + rows + [""]
 
 
 def ratio(value, base):

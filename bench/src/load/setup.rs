@@ -52,7 +52,8 @@ pub struct ServerCounters {
     pub commands: f64,
     pub events: f64,
     /// Time spent in each step of the Kafka transactions (`logbook_transaction_phase_seconds`),
-    /// by `role/phase` (e.g. `processor/check`): seconds summed and how many.
+    /// by `role/phase` (e.g. `processor/check`), and in each projector batch committed
+    /// (`logbook_projection_batch_seconds`), by `projection/<name>`: seconds summed and how many.
     pub phases: BTreeMap<String, PhaseTime>,
 }
 
@@ -64,6 +65,7 @@ pub struct PhaseTime {
 }
 
 const PHASE_METRIC: &str = "logbook_transaction_phase_seconds";
+const BATCH_METRIC: &str = "logbook_projection_batch_seconds";
 
 impl ServerCounters {
     pub fn parse(text: &str) -> Self {
@@ -90,20 +92,32 @@ impl ServerCounters {
         counters
     }
 
-    /// A `_sum` or `_count` line of the transaction phase histogram.
+    /// A `_sum` or `_count` line of the transaction phase or projector batch histogram.
     fn phase(&mut self, name: &str, value: f64) {
-        let Some(rest) = name.strip_prefix(PHASE_METRIC) else {
-            return;
+        let (rest, projector) = match (
+            name.strip_prefix(PHASE_METRIC),
+            name.strip_prefix(BATCH_METRIC),
+        ) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return,
         };
         let (is_sum, labels) = match (rest.strip_prefix("_sum"), rest.strip_prefix("_count")) {
             (Some(labels), _) => (true, labels),
             (_, Some(labels)) => (false, labels),
             _ => return,
         };
-        let (Some(role), Some(phase)) = (label(labels, "role"), label(labels, "phase")) else {
+        let key = if projector {
+            label(labels, "projection").map(|name| format!("projection/{name}"))
+        } else {
+            label(labels, "role")
+                .zip(label(labels, "phase"))
+                .map(|(role, phase)| format!("{role}/{phase}"))
+        };
+        let Some(key) = key else {
             return;
         };
-        let entry = self.phases.entry(format!("{role}/{phase}")).or_default();
+        let entry = self.phases.entry(key).or_default();
         if is_sum {
             entry.seconds = value;
         } else {
@@ -185,5 +199,18 @@ mod tests {
         assert_eq!((check.seconds, check.count), (1.0, 200.0));
         let commit = diff.phases["saga/commit"];
         assert_eq!((commit.seconds, commit.count), (0.7, 70.0));
+    }
+
+    #[test]
+    fn projector_batches_are_read_by_projection() {
+        let now = ServerCounters::parse(
+            "logbook_projection_batch_seconds_bucket{projection=\"ledger\",le=\"0.01\"} 4\n\
+             logbook_projection_batch_seconds_sum{projection=\"ledger\"} 0.25\n\
+             logbook_projection_batch_seconds_count{projection=\"ledger\"} 50\n\
+             logbook_projection_batch_seconds_sum{other=\"x\"} 9\n",
+        );
+        assert_eq!(now.phases.len(), 1);
+        let ledger = now.phases["projection/ledger"];
+        assert_eq!((ledger.seconds, ledger.count), (0.25, 50.0));
     }
 }
