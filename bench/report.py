@@ -111,13 +111,17 @@ def sweep_section(p, out):
 PHASES = ("begin", "write", "send_offsets", "check", "commit")
 
 
+def server_timings(loads):
+    """(offered rate, the server's timed steps by key, measured seconds) of each load, by rate."""
+    for rate in sorted(loads):
+        r = loads[rate]
+        yield rate, (r.get("server") or {}).get("phases") or {}, r.get("measured_seconds") or 0
+
+
 def phases_section(loads, out):
     """Where a Kafka transaction's time goes, by offered load (`logbook_transaction_phase_seconds`)."""
     rows = []
-    for rate in sorted(loads):
-        r = loads[rate]
-        phases = (r.get("server") or {}).get("phases") or {}
-        seconds = r.get("measured_seconds") or 0
+    for rate, phases, seconds in server_timings(loads):
         for role in ("processor", "saga"):
             times = [phases.get(f"{role}/{name}") for name in PHASES]
             count = max((t["count"] for t in times if t), default=0)
@@ -145,10 +149,7 @@ def phases_section(loads, out):
 def projector_batches(loads, out):
     """Projector batches by offered load (`logbook_projection_batch_seconds`): what freshness waits for."""
     rows = []
-    for rate in sorted(loads):
-        r = loads[rate]
-        phases = (r.get("server") or {}).get("phases") or {}
-        seconds = r.get("measured_seconds") or 0
+    for rate, phases, seconds in server_timings(loads):
         for key in sorted(k for k in phases if k.startswith("projection/")):
             t = phases[key]
             if t["count"] and seconds:
