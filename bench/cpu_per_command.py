@@ -43,13 +43,12 @@ def row(label, load, system, fmt):
             + f" | {fmt(total, 2)} | {'—' if generator is None else fmt(generator, 2)} |")
 
 
-def section(p, names, fmt):
-    """The table's lines: Logbook at each offered rate, then the baselines; [] without samples."""
+def section(p, loads, names, fmt):
+    """The table's lines: Logbook at each offered rate of `loads`, then the capacity load and the
+    baselines; [] without samples."""
     cores = (((p.get("environment") or {}).get("machine") or {}).get("cores")) or 0
+    budget = fmt(1000 * cores, 0) if cores else "n/a"
     rows = []
-    loads = {float(load["rate"]): load for load in (p.get("sweep") or {}).values()}
-    if "logbook" in p:
-        loads[float(p["logbook"]["rate"])] = p["logbook"]
     for rate in sorted(loads):
         rows.append(row(names["logbook"], loads[rate], "logbook", fmt))
     if "logbook_capacity" in p:
@@ -66,8 +65,7 @@ def section(p, names, fmt):
             "second. `system`: the system's own processes summed (the broker idles during the "
             "baselines and is not counted for them). The cost falls as the load grows because "
             "transactions and fetches carry more commands each. This machine has "
-            f"{cores or 'n/a'} cores: {fmt(1000 * cores, 0) if cores else 'n/a'} ms of CPU a second "
-            "for every process, so a throughput of N commands/s leaves "
-            f"{fmt(1000 * cores, 0) if cores else 'n/a'}/N ms of CPU per command.", "",
+            f"{cores or 'n/a'} cores: {budget} ms of CPU a second for every process, so a throughput "
+            f"of N commands/s leaves {budget}/N ms of CPU per command.", "",
             "| system | offered/s | ok/s | " + " | ".join(COLUMNS) + " | system | generator |",
             "| --- " * (5 + len(COLUMNS)) + "|"] + rows + [""]

@@ -77,13 +77,19 @@ def load_parts(run):
     return parts
 
 
-def sweep_section(p, out):
-    """Latency against offered load on one instance: the sweep's loads and the measured one."""
-    loads = dict(p.get("sweep", {}))
-    if not loads:
-        return
+def logbook_loads(p):
+    """The loads on the measured `logbook all` instance by offered rate: the sweep's and the measured one."""
+    loads = {float(load["rate"]): load for load in (p.get("sweep") or {}).values()}
     if "logbook" in p:
         loads[float(p["logbook"]["rate"])] = p["logbook"]
+    return loads
+
+
+def sweep_section(p, out):
+    """Latency against offered load on one instance: the sweep's loads and the measured one."""
+    if not p.get("sweep"):
+        return
+    loads = logbook_loads(p)
     procs = ("kafka", "logbook", "postgres", "generator")
     out += ["## Latency against load (same instance, after the measured load)", "",
             "Each row is an open-loop load of the same length on the `logbook all` instance of the "
@@ -649,7 +655,7 @@ def markdown(p, images):
     load_table(p, out)
     out += [""]
     sweep_section(p, out)
-    out += cpu_per_command.section(p, dict(HTTP_LOADS), fmt)
+    out += cpu_per_command.section(p, logbook_loads(p), dict(HTTP_LOADS), fmt)
     partitions.section(p.get("partitions", {}), out)
     out += ["## Baselines", ""]
     baseline_table(p, out)
